@@ -1,0 +1,32 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "gmemd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "GmemCore", targets: ["GmemCore"]),
+        .library(name: "GmemProtocol", targets: ["GmemProtocol"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Thin C shims for the Linux calls Swift cannot make directly
+        // (variadic syscall/fcntl) or that glibc headers hide behind _GNU_SOURCE.
+        .target(name: "CGmemSys"),
+
+        // Layer 1: guest memory, per-page state and the refcounted map/unmap protocol.
+        // No networking, no systemd; the only I/O is the memfd itself.
+        .target(name: "GmemCore", dependencies: ["CGmemSys"]),
+
+        // Layer 2: wire protocol v1, pure encode and decode.
+        .target(name: "GmemProtocol"),
+
+        .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
+        .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
