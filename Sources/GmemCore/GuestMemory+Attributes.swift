@@ -1,0 +1,148 @@
+import CGmemSys
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Conversion between private and shared, and discard: the two operations
+/// that invalidate caches.
+extension GuestMemory {
+    /// Converts the page-aligned range to private or shared in place, keeping
+    /// its contents. Pages already in the requested state are left alone; every
+    /// cache on a page that does change is invalidated and drops its reference.
+    ///
+    /// Work proceeds one 2 MiB chunk at a time, never holding more than one
+    /// chunk's folio locks. If a protection call fails, the chunk it was in is
+    /// left unchanged and the error is thrown; earlier chunks stay converted.
+    ///
+    /// - Returns: the number of pages whose attribute changed.
+    @discardableResult
+    public func setAttributes(at address: GuestPhysicalAddress, size: UInt64, shared: Bool) throws(GmemError) -> Int {
+        let pages = try self.geometry.alignedPages(address: address.rawValue, size: size)
+        var changed = 0
+        for chunkIndex in self.geometry.chunk(of: pages.lowerBound)...self.geometry.chunk(of: pages.upperBound - 1) {
+            let run = self.geometry.chunkPages(chunkIndex).clamped(to: pages)
+            if run == self.geometry.chunkPages(chunkIndex) {
+                let (converted, count) = try self.table.convertUniformChunk(chunkIndex, toShared: shared)
+                if converted {
+                    changed += count
+                    continue
+                }
+            }
+            _ = self.table.chunk(chunkIndex)
+            let (count, invalidated) = try self.table.withFolios(of: run) { () throws(GmemError) in
+                try self.convertLocked(run, shared: shared)
+            }
+            changed += count
+            self.notify(invalidated, reason: .attributesChanged)
+        }
+        return changed
+    }
+
+    /// Converts the pages of `run` whose attribute differs. Folio locks are held.
+    private func convertLocked(_ run: PageRun, shared: Bool) throws(GmemError) -> (Int, [GuestPageCache]) {
+        let table = self.table
+        // Becoming shared means becoming accessible: restore first, so a
+        // failure leaves every page as it was.
+        if shared && table.protectsPages {
+            var failure: GmemError? = nil
+            table.forEachRun(in: run, where: { !table.record($0).pointee.isShared && !table.record($0).pointee.isAccessible }) { restoreRun in
+                guard failure == nil else { return }
+                do throws(GmemError) {
+                    try table.protect(restoreRun, accessible: true)
+                    for page in restoreRun { table.record(page).pointee.isAccessible = true }
+                    table.counters.restores.increment(by: UInt64(restoreRun.count))
+                } catch {
+                    failure = error
+                }
+            }
+            if let failure {
+                // Pages made accessible for this conversion go back to no access.
+                table.zapUnused(in: run)
+                throw failure
+            }
+        }
+        var changed = 0
+        var invalidated: [GuestPageCache] = []
+        for page in run where table.record(page).pointee.isShared != shared {
+            table.record(page).pointee.isShared = shared
+            changed += 1
+            self.invalidateLocked(page, reason: .attributesChanged, into: &invalidated)
+        }
+        // Becoming private: pages nobody holds any more are zapped.
+        if !shared && table.protectsPages { table.zapUnused(in: run) }
+        return (changed, invalidated)
+    }
+
+    /// Discards the page-aligned range: a hole punch on the memfd (contents
+    /// read back as zero and the memory returns to the system), invalidating
+    /// overlapping caches. Attributes are kept. secretmem cannot punch holes,
+    /// so there the pages are zeroed in place and stay allocated.
+    public func discard(at address: GuestPhysicalAddress, size: UInt64) throws(GmemError) {
+        let pages = try self.geometry.alignedPages(address: address.rawValue, size: size)
+        var pendingPunch: PageRun? = nil
+        for chunkIndex in self.geometry.chunk(of: pages.lowerBound)...self.geometry.chunk(of: pages.upperBound - 1) {
+            let run = self.geometry.chunkPages(chunkIndex).clamped(to: pages)
+            if self.table.existingChunk(chunkIndex) == nil && self.region.backing == .memfd {
+                // No metadata means no caches: punch it with its unallocated neighbours.
+                pendingPunch = (pendingPunch?.lowerBound ?? run.lowerBound)..<run.upperBound
+                continue
+            }
+            if let punch = pendingPunch {
+                try self.punch(punch)
+                pendingPunch = nil
+            }
+            _ = self.table.chunk(chunkIndex)
+            let invalidated = try self.table.withFolios(of: run) { () throws(GmemError) -> [GuestPageCache] in
+                var invalidated: [GuestPageCache] = []
+                for page in run { self.invalidateLocked(page, reason: .discarded, into: &invalidated) }
+                if self.table.protectsPages { self.table.zapUnused(in: run) }
+                try self.clearLocked(run)
+                return invalidated
+            }
+            self.notify(invalidated, reason: .discarded)
+        }
+        if let punch = pendingPunch { try self.punch(punch) }
+    }
+
+    /// Empties the pages of `run`. Folio locks are held.
+    private func clearLocked(_ run: PageRun) throws(GmemError) {
+        switch self.region.backing {
+        case .memfd:
+            try self.punch(run)
+        case .secretmem:
+            // Zeroing needs the pages accessible: take references like any copy.
+            try self.table.acquireLocked(run)
+            let start = self.region.address(ofPage: run.lowerBound)
+            start.initializeMemory(as: UInt8.self, repeating: 0, count: run.count << self.geometry.pageShift)
+            self.table.releaseLocked(run)
+        }
+    }
+
+    private func punch(_ run: PageRun) throws(GmemError) {
+        let offset = off_t(self.geometry.offset(ofPage: run.lowerBound))
+        let length = off_t(run.count << self.geometry.pageShift)
+        guard cgmem_punch_hole(self.region.fileDescriptor, offset, length) == 0 else {
+            throw .systemCall("fallocate(PUNCH_HOLE) of \(length) bytes", errno: errno)
+        }
+    }
+
+    /// Marks every valid cache on `page` invalid and drops its reference (no
+    /// zap yet: the caller zaps the run once). The folio lock is held.
+    private func invalidateLocked(_ page: Int, reason: InvalidationReason, into invalidated: inout [GuestPageCache]) {
+        let list = self.table.caches(page)
+        guard !list.pointee.isEmpty else { return }
+        for cache in list.pointee {
+            cache.state = .invalidated(reason)
+            self.table.record(page).pointee.count -= 1
+            invalidated.append(cache)
+        }
+        list.pointee.removeAll()
+        self.table.counters.invalidations.increment(by: UInt64(invalidated.count))
+    }
+
+    /// Tells owners about invalidations, outside every lock.
+    private func notify(_ caches: [GuestPageCache], reason: InvalidationReason) {
+        for cache in caches { cache.onInvalidation?(cache, reason) }
+    }
+}

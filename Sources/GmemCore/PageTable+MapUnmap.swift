@@ -1,0 +1,174 @@
+/// The reference-counted map/unmap protocol.
+///
+/// The first user of a private page *restores* it (makes it accessible) and the
+/// last one *zaps* it (makes it inaccessible again). The count replaces the
+/// seed design's single "removed" bit, under which a second user's zap pulled
+/// the page out from under the first (map(A) map(B) read(A) unmap(A) read(B)).
+///
+/// Invariant, at every moment a page's folio lock is free:
+/// private ⇒ (accessible ⇔ count > 0), and shared ⇒ accessible.
+extension PageTable {
+    /// One protection call over a run of pages, counted.
+    func protect(_ run: PageRun, accessible: Bool) throws(GmemError) {
+        self.counters.protectCalls.increment(by: 1)
+        do {
+            try self.protection.setAccessible(
+                accessible,
+                address: self.region.address(ofPage: run.lowerBound),
+                length: run.count << self.geometry.pageShift
+            )
+        } catch {
+            self.counters.protectFailures.increment(by: 1)
+            throw error
+        }
+    }
+
+    /// Takes one reference on every page of `run`. The folio locks of `run` are held.
+    ///
+    /// Pages that need restoring (private, count 0) are restored with a single
+    /// protection call spanning the first to the last of them: the pages in
+    /// between are already accessible, and making them read-write again is a
+    /// no-op. On failure no count changes and every page keeps its protection.
+    func acquireLocked(_ run: PageRun) throws(GmemError) {
+        var firstNeeding = Int.max
+        var lastNeeding = Int.min
+        for page in run {
+            let record = self.record(page)
+            guard record.pointee.count < UInt32.max else {
+                throw GmemError(.noSpace, "page \(page) has the maximum number of users")
+            }
+            if !record.pointee.isAccessible {
+                firstNeeding = min(firstNeeding, page)
+                lastNeeding = page
+            }
+        }
+        if firstNeeding <= lastNeeding {
+            let span = firstNeeding..<(lastNeeding + 1)
+            do {
+                try self.protect(span, accessible: true)
+            } catch {
+                self.undoPartialRestore(span)
+                throw error
+            }
+            var restored: UInt64 = 0
+            for page in span where !self.record(page).pointee.isAccessible {
+                self.record(page).pointee.isAccessible = true
+                restored += 1
+            }
+            self.counters.restores.increment(by: restored)
+        }
+        for page in run {
+            self.record(page).pointee.count += 1
+        }
+    }
+
+    /// A failed mprotect may have changed part of its range before failing.
+    /// Put the pages that were inaccessible back to no access; a page whose
+    /// zap fails too is treated as accessible and parked in the backlog, so
+    /// the invariant holds and no access ever relies on a guess.
+    private func undoPartialRestore(_ span: PageRun) {
+        var parked: [Int] = []
+        self.forEachRun(in: span, where: { !self.record($0).pointee.isAccessible }) { run in
+            do throws(GmemError) {
+                try self.protect(run, accessible: false)
+            } catch {
+                for page in run {
+                    self.record(page).pointee.isAccessible = true
+                    self.record(page).pointee.count = 1
+                    parked.append(page)
+                }
+            }
+        }
+        self.park(parked)
+    }
+
+    /// Drops one reference on every page of `run`, zapping each private page
+    /// whose count reaches zero, one protection call per contiguous run of
+    /// them. The folio locks of `run` are held. Never fails: a page whose zap
+    /// fails keeps one reference, owned by the zap backlog, and stays
+    /// accessible until a later retry succeeds.
+    func releaseLocked(_ run: PageRun) {
+        for page in run {
+            let record = self.record(page)
+            assert(record.pointee.count > 0, "release of page \(page) without a reference")
+            record.pointee.count -= 1
+        }
+        guard self.protectsPages else { return }
+        self.zapUnused(in: run)
+    }
+
+    /// Zaps every private page in `run` whose count is zero and that is still
+    /// accessible. The folio locks of `run` are held.
+    func zapUnused(in run: PageRun) {
+        var parked: [Int] = []
+        self.forEachRun(in: run, where: { self.needsZap($0) }) { zapRun in
+            do throws(GmemError) {
+                try self.protect(zapRun, accessible: false)
+                for page in zapRun { self.record(page).pointee.isAccessible = false }
+                self.counters.zaps.increment(by: UInt64(zapRun.count))
+            } catch {
+                for page in zapRun {
+                    self.record(page).pointee.count = 1
+                    parked.append(page)
+                }
+            }
+        }
+        self.park(parked)
+    }
+
+    @inline(__always)
+    func needsZap(_ page: Int) -> Bool {
+        let record = self.record(page).pointee
+        return record.count == 0 && !record.isShared && record.isAccessible
+    }
+
+    /// Calls `body` once per maximal contiguous run of pages satisfying `predicate`.
+    @inline(__always)
+    func forEachRun(in run: PageRun, where predicate: (Int) -> Bool, _ body: (PageRun) -> Void) {
+        var start: Int? = nil
+        for page in run {
+            if predicate(page) {
+                if start == nil { start = page }
+            } else if let first = start {
+                body(first..<page)
+                start = nil
+            }
+        }
+        if let first = start { body(first..<run.upperBound) }
+    }
+
+    // MARK: Unlocked entry points
+
+    /// Takes a reference on every page of `run`, locking their folios.
+    func acquire(_ run: PageRun) throws(GmemError) {
+        try self.withFolios(of: run) { () throws(GmemError) in try self.acquireLocked(run) }
+    }
+
+    /// Drops a reference on every page of `run`, locking their folios.
+    func release(_ run: PageRun) {
+        self.withFolios(of: run) { self.releaseLocked(run) }
+        if self.zapBacklogPending.load(ordering: .relaxed) { self.retryBacklog() }
+    }
+
+    // MARK: The zap backlog
+
+    private func park(_ pages: [Int]) {
+        guard !pages.isEmpty else { return }
+        self.zapBacklog.withLock {
+            $0.append(contentsOf: pages)
+            self.zapBacklogPending.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Drops the backlog's references, retrying each failed zap once.
+    func retryBacklog() {
+        let pages = self.zapBacklog.withLock { backlog -> [Int] in
+            defer { backlog.removeAll() }
+            self.zapBacklogPending.store(false, ordering: .relaxed)
+            return backlog
+        }
+        for page in pages {
+            self.withFolios(of: page..<(page + 1)) { self.releaseLocked(page..<(page + 1)) }
+        }
+    }
+}
