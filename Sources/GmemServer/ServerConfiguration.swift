@@ -1,0 +1,59 @@
+import GmemProtocol
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the server needs besides the guest memory itself.
+public struct ServerConfiguration: Sendable {
+    /// Where to listen, unless a listening socket is inherited.
+    public var socketPath: String
+    /// The socket file's mode, 0600 by default: guest memory is private.
+    public var socketMode: UInt32 = 0o600
+    public var maxPayload: Int = WireProtocol.defaultMaxPayload
+    public var maxCachesPerConnection: Int = 4096
+    public var maxConnections: Int = 1024
+    /// A frame left half-sent for longer than this closes its connection.
+    public var frameTimeout: TimeAmount = .seconds(30)
+    public var threads: Int = System.coreCount
+    public var access: AccessPolicy = AccessPolicy()
+    /// Set when the memory came back from systemd's fd store (HELLO's RECOVERED flag).
+    public var recovered: Bool = false
+    /// A stable random identity of the memory, kept across restarts.
+    public var regionID: UInt64 = .random(in: 1...UInt64.max)
+    /// Conversions and discards larger than this run on a thread pool so
+    /// they do not stall the other connections of their event loop.
+    public var offloadThreshold: UInt64 = 64 << 20
+
+    public init(socketPath: String) {
+        self.socketPath = socketPath
+    }
+}
+
+/// Who may connect, decided from SO_PEERCRED at accept.
+public struct AccessPolicy: Sendable, Hashable {
+    public var allowedUIDs: Set<UInt32> = []
+    public var allowedGIDs: Set<UInt32> = []
+    /// Peers whose primary gid is this group may only read (root included).
+    public var readOnlyGID: UInt32? = nil
+    /// The daemon's own uid, always allowed alongside root.
+    public var ownUID: UInt32
+
+    public enum Decision: Sendable, Hashable {
+        case readWrite
+        case readOnly
+        case denied
+    }
+
+    public init(ownUID: UInt32 = UInt32(getuid())) {
+        self.ownUID = ownUID
+    }
+
+    public func decide(uid: UInt32, gid: UInt32) -> Decision {
+        if gid == self.readOnlyGID { return .readOnly }
+        let allowed =
+            uid == 0 || uid == self.ownUID || self.allowedUIDs.contains(uid) || self.allowedGIDs.contains(gid)
+        return allowed ? .readWrite : .denied
+    }
+}
