@@ -10,6 +10,8 @@ struct ConnectionState {
         case ready(readOnly: Bool, events: Bool)
         /// A fatal reply was queued; everything after it is dropped.
         case closing
+        /// Closed and its caches released.
+        case tornDown
     }
 
     /// What accept decided about the peer.
@@ -46,7 +48,14 @@ struct ConnectionState {
     }
 
     var isClosing: Bool {
-        if case .closing = self.state { return true }
+        switch self.state {
+        case .closing, .tornDown: return true
+        case .awaitingHello, .ready: return false
+        }
+    }
+
+    var isTornDown: Bool {
+        if case .tornDown = self.state { return true }
         return false
     }
 
@@ -54,7 +63,7 @@ struct ConnectionState {
     /// HELLO rules; `hello` is the decoded HELLO payload, nil if malformed.
     mutating func frameReceived(opcode: Opcode, hello: (version: UInt32, features: UInt32)?) -> FrameAction {
         switch self.state {
-        case .closing:
+        case .closing, .tornDown:
             return .ignore
         case .awaitingHello(let admission):
             guard opcode == .hello else {
@@ -88,14 +97,19 @@ struct ConnectionState {
 
     /// A header with an invalid length arrived: -EMSGSIZE, then close.
     mutating func badLengthReceived() -> FrameAction {
-        if case .closing = self.state { return .ignore }
+        if self.isClosing { return .ignore }
         self.state = .closing
         return .fail(.messageTooLong, close: true)
     }
 
-    /// The peer went away or the server is shutting down.
+    /// The server is closing the connection (timeout, shutdown).
     mutating func close() {
-        self.state = .closing
+        if !self.isTornDown { self.state = .closing }
+    }
+
+    /// The connection is gone; nothing may touch its caches any more.
+    mutating func tearDown() {
+        self.state = .tornDown
     }
 }
 

@@ -1,0 +1,226 @@
+import GmemCore
+import GmemProtocol
+import Logging
+import NIOCore
+
+/// Serves one client connection, synchronously on its event loop.
+///
+/// Every frame decoded from one socket read is dispatched in order, and all
+/// their replies go out in one write, flushed once per read batch. Only
+/// conversions and discards of large ranges leave the loop (see
+/// ``ServerConfiguration/offloadThreshold``); while one runs, later frames
+/// wait, so replies stay in request order.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let server: ServerContext
+    let connectionID: UInt64
+    var logger: Logger
+    var state: ConnectionState
+
+    /// Bytes received but not yet dispatched: a partial frame, or frames
+    /// waiting behind an offloaded operation.
+    private var inbound: ByteBuffer?
+    /// Replies and events of the current batch.
+    var outbound: ByteBuffer
+    /// Caches by wire handle. Handles count up and are never reused.
+    var caches: [UInt64: GuestPageCache] = [:]
+    var nextHandle: UInt64 = 1
+    let counters: AccessCounters
+    var context: ChannelHandlerContext?
+    /// True while frames of a read are being dispatched: events then join the batch.
+    var isDispatching = false
+    var isOffloading = false
+    private var closeWhenFlushed = false
+    private var frameTimer: Scheduled<Void>?
+
+    init(server: ServerContext, admission: ConnectionState.Admission, peer: String) {
+        self.server = server
+        self.connectionID = server.connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
+        self.state = ConnectionState(admission: admission)
+        self.counters = server.memory.makeCounters()
+        self.outbound = ByteBuffer()
+        var logger = server.logger
+        logger[metadataKey: "connection"] = "\(self.connectionID)"
+        logger[metadataKey: "peer"] = "\(peer)"
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.outbound = context.channel.allocator.buffer(capacity: 4096)
+        self.logger.debug("connection opened")
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.tearDown()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.tearDown()
+        self.context = nil
+    }
+
+    /// Releases everything the connection holds: a dying client leaks nothing.
+    private func tearDown() {
+        guard !self.state.isTornDown else { return }
+        self.state.tearDown()
+        self.frameTimer?.cancel()
+        for cache in self.caches.values { self.server.memory.deactivate(cache) }
+        if !self.caches.isEmpty { self.logger.debug("released \(self.caches.count) caches of a closed connection") }
+        self.caches.removeAll()
+        self.server.memory.retire(self.counters)
+        self.server.connections.wrappingSubtract(1, ordering: .relaxed)
+        self.logger.debug("connection closed")
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = self.unwrapInboundIn(data)
+        if var pending = self.inbound {
+            self.inbound = nil
+            pending.writeBuffer(&incoming)
+            incoming = pending
+        }
+        self.dispatchFrames(&incoming)
+        if incoming.readableBytes > 0 {
+            incoming.discardReadBytes()
+            self.inbound = incoming
+        }
+        self.writeOutbound(flush: false)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    /// Dispatches every complete frame in `buffer`, leaving a partial one.
+    private func dispatchFrames(_ buffer: inout ByteBuffer) {
+        var completedFrame = false
+        self.isDispatching = true
+        while !self.isOffloading && !self.state.isClosing, buffer.readableBytes >= FrameHeader.size {
+            let header = buffer.withUnsafeReadableBytes { FrameHeader(decoding: $0) }!
+            guard header.hasValidLength(maxPayload: self.server.configuration.maxPayload) else {
+                // Never read or allocate what a bad length claims.
+                self.logger.debug("bad frame length \(header.length); closing")
+                self.perform(self.state.badLengthReceived(), for: header)
+                buffer.clear()
+                break
+            }
+            let length = Int(header.length)
+            guard buffer.readableBytes >= length else { break }
+            buffer.withUnsafeReadableBytes { bytes in
+                self.frameReceived(header, payload: UnsafeRawBufferPointer(rebasing: bytes[FrameHeader.size..<length]))
+            }
+            buffer.moveReaderIndex(forwardBy: length)
+            completedFrame = true
+        }
+        self.isDispatching = false
+        self.armFrameTimer(partial: buffer.readableBytes > 0 && !self.isOffloading, restart: completedFrame)
+    }
+
+    private func frameReceived(_ header: FrameHeader, payload: UnsafeRawBufferPointer) {
+        var hello: (version: UInt32, features: UInt32)? = nil
+        if header.opcode == .hello, payload.count == 8, header.flags.rawValue == 0, header.status == 0 {
+            hello = (
+                UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
+                UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            )
+        }
+        self.perform(self.state.frameReceived(opcode: header.opcode, hello: hello), for: header, payload: payload)
+    }
+
+    private func perform(_ action: ConnectionState.FrameAction, for header: FrameHeader, payload: UnsafeRawBufferPointer = .init(start: nil, count: 0)) {
+        switch action {
+        case .ignore:
+            return
+        case .dispatch(let readOnly):
+            self.dispatch(header, payload: payload, readOnly: readOnly)
+        case .acceptHello(let readOnly, let events):
+            let reply = HelloReply(
+                features: events ? .events : [],
+                pageSize: UInt32(self.server.memory.geometry.pageSize),
+                folioSize: UInt32(self.server.memory.geometry.folioSize),
+                regionSize: self.server.memory.geometry.regionSize,
+                regionID: self.server.configuration.regionID,
+                maxPayload: UInt32(self.server.configuration.maxPayload),
+                maxGpcs: UInt32(self.server.configuration.maxCachesPerConnection),
+                regionFlags: HelloReply.RegionFlags(rawValue: self.server.regionFlags(readOnly: readOnly))
+            )
+            Reply.encode(replyingTo: header, payload: reply, into: &self.outbound)
+            self.logger.debug("HELLO accepted", metadata: ["readOnly": "\(readOnly)", "events": "\(events)"])
+        case .fail(let errno, let close):
+            if errno == .protocolNotSupported {
+                Reply.encodeVersionNotSupported(replyingTo: header, into: &self.outbound)
+            } else {
+                Reply.encodeError(replyingTo: header, errno, into: &self.outbound)
+            }
+            self.server.errors.wrappingAdd(1, ordering: .relaxed)
+            if close {
+                self.logger.debug("closing after \(errno.name) to \(header.opcode)")
+                self.closeWhenFlushed = true
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Hands the batch's replies to the channel. Closes it afterwards if a fatal reply was queued.
+    func writeOutbound(flush: Bool) {
+        guard let context = self.context else { return }
+        if self.outbound.readableBytes > 0 {
+            let batch = self.outbound
+            self.outbound = context.channel.allocator.buffer(capacity: 4096)
+            if self.closeWhenFlushed {
+                context.writeAndFlush(self.wrapOutboundOut(batch)).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+                return
+            }
+            context.write(self.wrapOutboundOut(batch), promise: nil)
+        }
+        if self.closeWhenFlushed {
+            context.close(promise: nil)
+        } else if flush {
+            context.flush()
+        }
+    }
+
+    // MARK: The frame timeout
+
+    /// A frame counts from its first byte: the timer restarts whenever a
+    /// frame completes and another one has begun.
+    private func armFrameTimer(partial: Bool, restart: Bool) {
+        guard partial else {
+            self.frameTimer?.cancel()
+            self.frameTimer = nil
+            return
+        }
+        guard restart || self.frameTimer == nil, let context = self.context else { return }
+        self.frameTimer?.cancel()
+        let timeout = self.server.configuration.frameTimeout
+        self.frameTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.logger.info("frame left half-sent for \(timeout.nanoseconds / 1_000_000) ms; closing the connection")
+            self.state.close()
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Resuming after offloaded work
+
+    /// Called on the loop when an offloaded operation has replied.
+    func resumeAfterOffload() {
+        self.isOffloading = false
+        self.context?.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        if var pending = self.inbound {
+            self.inbound = nil
+            self.dispatchFrames(&pending)
+            if pending.readableBytes > 0 { self.inbound = pending }
+        }
+        self.writeOutbound(flush: true)
+    }
+}

@@ -1,0 +1,59 @@
+import GmemCore
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// What every connection shares: the memory, the configuration, and the
+/// server-wide counters that STATS reports besides the core's.
+final class ServerContext: Sendable {
+    let memory: GuestMemory
+    let configuration: ServerConfiguration
+    let logger: Logger
+    /// Runs long conversions and discards off the event loops.
+    let threadPool: NIOThreadPool
+
+    let connections = Atomic<Int>(0)
+    let connectionsTotal = Atomic<UInt64>(0)
+    let errors = Atomic<UInt64>(0)
+    let connectionIDs = Atomic<UInt64>(0)
+
+    init(memory: GuestMemory, configuration: ServerConfiguration, logger: Logger, threadPool: NIOThreadPool) {
+        self.memory = memory
+        self.configuration = configuration
+        self.logger = logger
+        self.threadPool = threadPool
+    }
+
+    /// HELLO's region flags for a peer.
+    func regionFlags(readOnly: Bool) -> UInt32 {
+        var flags: UInt32 = 0
+        if !self.memory.configuration.directMap { flags |= 1 << 0 }
+        if self.memory.configuration.backing == .secretmem { flags |= 1 << 1 }
+        if readOnly { flags |= 1 << 2 }
+        if self.configuration.recovered { flags |= 1 << 3 }
+        return flags
+    }
+
+    /// The STATS entries, in the order the protocol lists them.
+    func statisticsEntries() -> [(name: String, value: UInt64)] {
+        let core = self.memory.statistics
+        return [
+            ("reads", core.reads),
+            ("writes", core.writes),
+            ("bytes_read", core.bytesRead),
+            ("bytes_written", core.bytesWritten),
+            ("restores", core.restores),
+            ("zaps", core.zaps),
+            ("protect_calls", core.protectCalls),
+            ("protect_failures", core.protectFailures),
+            ("gpc_activations", core.cacheActivations),
+            ("gpc_active", core.cachesActive),
+            ("gpc_invalidations", core.invalidations),
+            ("connections", UInt64(self.connections.load(ordering: .relaxed))),
+            ("connections_total", self.connectionsTotal.load(ordering: .relaxed)),
+            ("errors", self.errors.load(ordering: .relaxed)),
+            ("region_size", self.memory.geometry.regionSize),
+        ]
+    }
+}
