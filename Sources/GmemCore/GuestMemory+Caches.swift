@@ -1,6 +1,11 @@
 /// Guest page caches: activate, access, refresh, deactivate.
 extension GuestMemory {
-    /// Checks a cache window as KVM does: non-empty, within one page, inside the region.
+    /// Checks a cache window as KVM does: non-empty, within one page, inside
+    /// the region. Throws `.invalidArgument` for the shape before `.fault` for the bounds.
+    public func validateCacheTarget(at address: GuestPhysicalAddress, length: Int) throws(GmemError) {
+        _ = try self.cacheTarget(address, length: length)
+    }
+
     private func cacheTarget(_ address: GuestPhysicalAddress, length: Int) throws(GmemError) -> (page: Int, offset: Int) {
         let offset = Int(address.rawValue & UInt64(self.geometry.pageSize - 1))
         guard length >= 1, offset + length <= self.geometry.pageSize else {

@@ -1,0 +1,188 @@
+import GmemCore
+import GmemProtocol
+import NIOCore
+
+/// Requests of a ready connection, mapped onto the core. Each case applies
+/// the protocol's precedence: shape (-EINVAL, -EMSGSIZE) before bounds
+/// (-EFAULT) before handles (-ENOENT) before cache state and resources.
+extension ConnectionHandler {
+    func dispatch(_ header: FrameHeader, payload: UnsafeRawBufferPointer, readOnly: Bool) {
+        let request: Request
+        do {
+            request = try Request.decode(header: header, payload: payload)
+        } catch {
+            return self.fail(header, error)
+        }
+        if readOnly && request.isModifying {
+            return self.fail(header, Errno.notPermitted)
+        }
+        let memory = self.server.memory
+        let maxPayload = self.server.configuration.maxPayload
+        do {
+            switch request {
+            case .hello:
+                // The state machine answers every HELLO; this is unreachable but harmless.
+                throw Errno.alreadyInProgress
+            case .ping(let bytes):
+                Reply.encode(replyingTo: header, payload: bytes, into: &self.outbound)
+            case .read(let gpa, let length):
+                guard length <= maxPayload else { throw Errno.messageTooLong }
+                try self.replyWithCopy(header, length: Int(length)) { buffer throws(GmemError) in
+                    try memory.read(at: GuestPhysicalAddress(gpa), into: buffer, counters: self.counters)
+                }
+            case .write(let gpa, let data):
+                try memory.write(at: GuestPhysicalAddress(gpa), from: data, counters: self.counters)
+                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            case .gpcActivate(let gpa, let length):
+                try self.activateCache(header, gpa: gpa, length: Int(length))
+            case .gpcDeactivate(let handle):
+                guard let cache = self.caches.removeValue(forKey: handle) else { throw Errno.noSuchEntry }
+                memory.deactivate(cache)
+                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            case .gpcRead(let handle, let offset, let length):
+                guard length <= maxPayload else { throw Errno.messageTooLong }
+                guard let cache = self.caches[handle] else { throw Errno.noSuchEntry }
+                try self.replyWithCopy(header, length: Int(length)) { buffer throws(GmemError) in
+                    try memory.read(cache: cache, offset: Int(offset), into: buffer, counters: self.counters)
+                }
+            case .gpcWrite(let handle, let offset, let data):
+                guard let cache = self.caches[handle] else { throw Errno.noSuchEntry }
+                try memory.write(cache: cache, offset: Int(offset), from: data, counters: self.counters)
+                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            case .gpcRefresh(let handle, let gpa, let length):
+                try memory.validateCacheTarget(at: GuestPhysicalAddress(gpa), length: Int(length))
+                guard let cache = self.caches[handle] else { throw Errno.noSuchEntry }
+                try memory.refresh(cache, to: GuestPhysicalAddress(gpa), length: Int(length))
+                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            case .setAttributes(let gpa, let size, let attributes):
+                let shared = attributes & WireProtocol.attributePrivate == 0
+                try self.runMaybeOffloaded(header, size: size) { () throws(GmemError) in
+                    try memory.setAttributes(at: GuestPhysicalAddress(gpa), size: size, shared: shared)
+                }
+            case .discard(let gpa, let size):
+                try self.runMaybeOffloaded(header, size: size) { () throws(GmemError) in
+                    try memory.discard(at: GuestPhysicalAddress(gpa), size: size)
+                }
+            case .stats:
+                var entries: [StatsReply.Entry] = []
+                for (name, value) in self.server.statisticsEntries() {
+                    entries.append(try StatsReply.Entry(name: name, value: value))
+                }
+                Reply.encode(replyingTo: header, payload: try StatsReply(entries: entries), into: &self.outbound)
+            case .pageState(let gpa, let pageCount):
+                guard PageStateReply.payloadLength(pageCount: pageCount) <= maxPayload else { throw Errno.messageTooLong }
+                guard memory.geometry.isPageAligned(gpa) else { throw Errno.invalidArgument }
+                let states = try memory.pageStates(at: GuestPhysicalAddress(gpa), pageCount: Int(pageCount))
+                let entries = states.map {
+                    PageStateEntry(saturatingRefcount: Int($0.count), isPrivate: $0.isPrivate, isAccessible: $0.isAccessible)
+                }
+                Reply.encode(replyingTo: header, payload: PageStateReply(entries: entries), into: &self.outbound)
+            }
+        } catch {
+            self.fail(header, error)
+        }
+    }
+
+    /// Appends an error reply for any error the core or the decoder threw.
+    func fail(_ header: FrameHeader, _ error: any Error) {
+        let errno: Errno
+        switch error {
+        case let error as Errno: errno = error
+        case let error as GmemError: errno = Errno(rawValue: error.code.errno)
+        default: errno = .ioError
+        }
+        Reply.encodeError(replyingTo: header, errno, into: &self.outbound)
+        self.server.errors.wrappingAdd(1, ordering: .relaxed)
+        if errno == .ioError || errno == .noMemory {
+            self.logger.notice("\(header.opcode) failed: \(error)")
+        }
+    }
+
+    /// Writes a reply of `length` bytes that `copy` fills straight from guest
+    /// memory into the outbound buffer: no intermediate copy. On error the
+    /// half-written reply is dropped before the error reply is appended.
+    private func replyWithCopy(
+        _ header: FrameHeader,
+        length: Int,
+        _ copy: (UnsafeMutableRawBufferPointer) throws(GmemError) -> Void
+    ) throws {
+        let start = self.outbound.writerIndex
+        FrameHeader.reply(to: header, status: 0, payloadLength: length).write(to: &self.outbound)
+        do {
+            self.outbound.reserveCapacity(minimumWritableBytes: length)
+            try self.outbound.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { bytes in
+                try copy(UnsafeMutableRawBufferPointer(rebasing: bytes[..<length]))
+                return length
+            }
+        } catch {
+            self.outbound.moveWriterIndex(to: start)
+            throw error
+        }
+    }
+
+    private func activateCache(_ header: FrameHeader, gpa: UInt64, length: Int) throws {
+        let memory = self.server.memory
+        if self.caches.count >= self.server.configuration.maxCachesPerConnection {
+            // Shape and bounds errors take precedence over the resource limit.
+            try memory.validateCacheTarget(at: GuestPhysicalAddress(gpa), length: length)
+            throw Errno.noSpace
+        }
+        let handle = self.nextHandle
+        let cache = try memory.activateCache(
+            at: GuestPhysicalAddress(gpa),
+            length: length,
+            tag: handle,
+            onInvalidation: self.makeInvalidationHandler()
+        )
+        self.nextHandle += 1
+        self.caches[handle] = cache
+        Reply.encode(replyingTo: header, payload: GpcActivateReply(handle: handle), into: &self.outbound)
+    }
+
+    /// Runs a conversion or discard inline when small, else on the thread
+    /// pool, pausing this connection (and only it) until the reply is queued.
+    private func runMaybeOffloaded(_ header: FrameHeader, size: UInt64, _ operation: @escaping @Sendable () throws(GmemError) -> Void) throws {
+        guard size > self.server.configuration.offloadThreshold, let context = self.context else {
+            try operation()
+            Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            return
+        }
+        self.isOffloading = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        self.logger.debug("running \(header.opcode) of \(size) bytes on the thread pool")
+        self.server.threadPool.runIfActive(eventLoop: context.eventLoop) { try operation() }
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success: Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+                case .failure(let error): self.fail(header, error)
+                }
+                self.resumeAfterOffload()
+            }
+    }
+
+    /// The callback a cache runs when a conversion or discard invalidates it,
+    /// possibly on another connection's thread.
+    private func makeInvalidationHandler() -> GuestPageCache.InvalidationHandler {
+        let loop = self.context!.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        return { cache, reason in
+            let handle = cache.tag
+            let wireReason = GmemProtocol.InvalidationReason(rawValue: reason.rawValue)
+            if loop.inEventLoop {
+                handler.value.cacheInvalidated(handle: handle, reason: wireReason)
+            } else {
+                loop.execute { handler.value.cacheInvalidated(handle: handle, reason: wireReason) }
+            }
+        }
+    }
+
+    /// Sends GPC_INVALIDATED. During this connection's own dispatch it joins
+    /// the batch, ahead of the reply to the request that caused it.
+    func cacheInvalidated(handle: UInt64, reason: GmemProtocol.InvalidationReason) {
+        guard self.state.eventsGranted, self.caches[handle] != nil else { return }
+        Reply.encodeEvent(GpcInvalidatedEvent(handle: handle, reason: reason), into: &self.outbound)
+        if !self.isDispatching && !self.isOffloading { self.writeOutbound(flush: true) }
+        else if self.isOffloading { self.writeOutbound(flush: true) }
+    }
+}
