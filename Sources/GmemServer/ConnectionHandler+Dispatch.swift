@@ -182,7 +182,6 @@ extension ConnectionHandler {
     func cacheInvalidated(handle: UInt64, reason: GmemProtocol.InvalidationReason) {
         guard self.state.eventsGranted, self.caches[handle] != nil else { return }
         Reply.encodeEvent(GpcInvalidatedEvent(handle: handle, reason: reason), into: &self.outbound)
-        if !self.isDispatching && !self.isOffloading { self.writeOutbound(flush: true) }
-        else if self.isOffloading { self.writeOutbound(flush: true) }
+        if !self.isDispatching { self.writeOutbound(flush: true) }
     }
 }

@@ -210,6 +210,18 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    // MARK: Shutdown
+
+    /// Sent by ``GmemServer/shutdown()``: answer what was received, then close.
+    struct Drain {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is Drain else { return context.fireUserInboundEventTriggered(event) }
+        self.closeWhenFlushed = true
+        // An offloaded operation finishes first; resumeAfterOffload then closes.
+        if !self.isOffloading { self.writeOutbound(flush: true) }
+    }
+
     // MARK: Resuming after offloaded work
 
     /// Called on the loop when an offloaded operation has replied.

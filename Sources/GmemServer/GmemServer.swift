@@ -1,0 +1,153 @@
+import CGmemSys
+import GmemCore
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gmemd server: accepts connections on a Unix socket and serves guest
+/// memory to them until ``shutdown()``.
+///
+/// Contract: call ``start(listeningOn:)`` once; it returns when the socket
+/// serves. ``shutdown()`` stops accepting, lets every connection finish the
+/// requests it has received, closes all of them and completes
+/// ``closeFuture``. Safe to call from any thread, more than once.
+public final class GmemServer: Sendable {
+    /// Where the listening socket comes from.
+    public enum Listener: Sendable {
+        /// Create a socket file at ``ServerConfiguration/socketPath``.
+        case path
+        /// Serve an inherited, already listening socket (systemd socket activation).
+        case inherited(descriptor: Int32)
+    }
+
+    enum State {
+        case idle
+        case serving(any Channel, ownsSocketFile: Bool)
+        case stopping
+        case stopped
+    }
+
+    let context: ServerContext
+    let group: any EventLoopGroup
+    private let state = Mutex<State>(.idle)
+    private let children = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let closed: EventLoopPromise<Void>
+
+    public var memory: GuestMemory { self.context.memory }
+
+    public init(memory: GuestMemory, configuration: ServerConfiguration, group: any EventLoopGroup, threadPool: NIOThreadPool, logger: Logger) {
+        self.context = ServerContext(memory: memory, configuration: configuration, logger: logger, threadPool: threadPool)
+        self.group = group
+        self.closed = group.next().makePromise()
+    }
+
+    /// Completes once the server has stopped and every connection is closed.
+    public var closeFuture: EventLoopFuture<Void> { self.closed.futureResult }
+
+    public var connectionCount: Int { self.context.connections.load(ordering: .relaxed) }
+
+    /// Binds (or adopts) the listening socket and starts accepting.
+    public func start(listeningOn listener: Listener = .path) async throws {
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                self.initializeConnection(channel)
+            }
+        let channel: any Channel
+        switch listener {
+        case .path:
+            let path = self.context.configuration.socketPath
+            try SocketFile.prepare(path: path)
+            channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+            // Tighten the mode at once: the file exists with the umask's mode
+            // for an instant, so clients must never rely on it before READY.
+            guard chmod(path, mode_t(self.context.configuration.socketMode)) == 0 else {
+                let saved = errno
+                try? await channel.close()
+                throw GmemError(GmemError.Code(errno: saved), "chmod \(path): \(String(cString: strerror(saved)))")
+            }
+        case .inherited(let descriptor):
+            channel = try await bootstrap.withBoundSocket(descriptor: descriptor).get()
+        }
+        let ownsSocketFile: Bool
+        if case .path = listener { ownsSocketFile = true } else { ownsSocketFile = false }
+        self.state.withLock { $0 = .serving(channel, ownsSocketFile: ownsSocketFile) }
+    }
+
+    private func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let server = self.context
+        let open = server.connections.wrappingAdd(1, ordering: .relaxed).newValue
+        server.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
+        let key = ObjectIdentifier(channel)
+        self.children.withLock { $0[key] = channel }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = self.children.withLock { $0.removeValue(forKey: key) }
+        }
+        let credentials: EventLoopFuture<ucred>
+        if let provider = channel as? any SocketOptionProvider {
+            credentials = provider.unsafeGetSocketOption(level: SOL_SOCKET, name: SO_PEERCRED)
+        } else {
+            credentials = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        return credentials.flatMapThrowing { credentials in
+            let admission: ConnectionState.Admission
+            if open > server.configuration.maxConnections {
+                admission = .overLimit
+            } else {
+                switch server.configuration.access.decide(uid: credentials.uid, gid: credentials.gid) {
+                case .readWrite: admission = .readWrite
+                case .readOnly: admission = .readOnly
+                case .denied: admission = .denied
+                }
+            }
+            let peer = "pid=\(credentials.pid) uid=\(credentials.uid) gid=\(credentials.gid)"
+            let handler = ConnectionHandler(server: server, admission: admission, peer: peer)
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }.flatMapErrorThrowing { error in
+            // Without a handler nobody would decrement the count for this socket.
+            server.connections.wrappingSubtract(1, ordering: .relaxed)
+            server.logger.warning("refusing a connection: \(error)")
+            throw error
+        }
+    }
+
+    /// Stops accepting, answers what was received, closes every connection.
+    public func shutdown() {
+        let serving: (channel: any Channel, ownsSocketFile: Bool)? = self.state.withLock { state in
+            switch state {
+            case .serving(let channel, let ownsSocketFile):
+                state = .stopping
+                return (channel, ownsSocketFile)
+            case .idle:
+                state = .stopped
+                return nil
+            case .stopping, .stopped:
+                return nil
+            }
+        }
+        guard let serving else {
+            self.closed.succeed()
+            return
+        }
+        let path = self.context.configuration.socketPath
+        serving.channel.close().whenComplete { [self] _ in
+            let channels = self.children.withLock { Array($0.values) }
+            let drained = channels.map { channel in
+                channel.pipeline.fireUserInboundEventTriggered(ConnectionHandler.Drain())
+                return channel.closeFuture
+            }
+            EventLoopFuture.andAllComplete(drained, on: self.group.next()).whenComplete { [self] _ in
+                // An inherited socket belongs to systemd; only our own file is removed.
+                if serving.ownsSocketFile { unlink(path) }
+                self.state.withLock { $0 = .stopped }
+                self.closed.succeed()
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import GmemCore
+import GmemProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Care of the socket file before binding: a stale file from a crashed
+/// daemon is replaced, a live daemon's is never taken over.
+enum SocketFile {
+    static func prepare(path: String) throws {
+        guard path.utf8.count <= SocketPath.maximumLength else {
+            throw GmemError(.invalidArgument, "socket path \(path) is longer than \(SocketPath.maximumLength) bytes")
+        }
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }  // Nothing there: bind creates it.
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            throw GmemError(.invalidArgument, "\(path) exists and is not a socket; refusing to replace it")
+        }
+        if Self.answers(path: path) {
+            throw GmemError(GmemError.Code(errno: EADDRINUSE), "another gmemd is already serving on \(path)")
+        }
+        // Nobody listens: the file is left over from a daemon that died.
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw GmemError(GmemError.Code(errno: errno), "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether a process accepts connections on the socket at `path`.
+    static func answers(path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: path.utf8.prefix(buffer.count - 1))
+        }
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+}
