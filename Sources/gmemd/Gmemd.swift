@@ -1,0 +1,178 @@
+import ArgumentParser
+import Dispatch
+import GmemCore
+import GmemProtocol
+import GmemServer
+import Logging
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Gmemd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gmemd",
+        abstract: "Own a VM's guest memory and serve it to other processes over a Unix socket.",
+        discussion: """
+            Private pages stay inaccessible in gmemd's own mapping except while a client \
+            reads, writes or caches them (reference-counted restore and zap). SIGTERM or \
+            SIGINT stops gmemd gracefully. Sizes take K, M, G and T (binary) suffixes and \
+            0x hex.
+            """
+    )
+
+    @Option(help: "The Unix socket to listen on. Default: $GMEMD_SOCKET, $XDG_RUNTIME_DIR/gmemd.sock, /run/gmemd/gmemd.sock for root, else ./gmemd.sock.")
+    var socket: String?
+
+    @Option(help: "Guest memory size, a multiple of the folio size.")
+    var size: ByteCountArgument = ByteCountArgument(64 << 20)
+
+    @Option(help: "Pages per lock: a power of two from the page size up to 2M. Default: the page size.")
+    var folioSize: ByteCountArgument?
+
+    @Option(help: "memfd, or secretmem (memfd_secret: the pages also leave the kernel's direct map).")
+    var backing: Backing = .memfd
+
+    @Flag(help: "Keep every page accessible (no restore/zap protection calls); references are still counted.")
+    var directMap = false
+
+    @Option(help: "The largest frame payload clients may send or receive.")
+    var maxPayload: ByteCountArgument = ByteCountArgument(UInt64(WireProtocol.defaultMaxPayload))
+
+    @Option(name: .customLong("max-gpcs"), help: "Active guest page caches per connection.")
+    var maxGPCs: Int = 4096
+
+    @Option(help: "Open connections; more are refused with EBUSY.")
+    var maxConnections: Int = 1024
+
+    @Option(name: .customLong("allow-uid"), help: "Also allow this uid (repeatable). Root and gmemd's own uid are always allowed.")
+    var allowUIDs: [UInt32] = []
+
+    @Option(name: .customLong("allow-gid"), help: "Also allow peers whose primary gid is this (repeatable).")
+    var allowGIDs: [UInt32] = []
+
+    @Option(name: .customLong("read-only-gid"), help: "Peers whose primary gid is this may only read (root included).")
+    var readOnlyGID: UInt32?
+
+    @Option(help: "Seconds a frame may stay half-sent before its connection is closed.")
+    var frameTimeout: Double = 30
+
+    @Option(help: "The socket file's mode, in octal.")
+    var socketMode: String = "0600"
+
+    @Option(help: "Event loop threads serving connections.")
+    var threads: Int = System.coreCount
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard UInt32(self.socketMode, radix: 8) != nil else {
+            throw ValidationError("--socket-mode must be octal, such as 0600 or 0660")
+        }
+        guard self.maxGPCs > 0, self.maxConnections > 0, self.threads > 0 else {
+            throw ValidationError("--max-gpcs, --max-connections and --threads must be positive")
+        }
+        guard self.frameTimeout > 0 else { throw ValidationError("--frame-timeout must be positive") }
+        guard self.maxPayload.value >= 64, self.maxPayload.value <= 64 << 20 else {
+            throw ValidationError("--max-payload must lie between 64 bytes and 64M")
+        }
+    }
+
+    func run() async throws {
+        let level = self.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "gmemd")
+
+        let memory: GuestMemory
+        do {
+            memory = try GuestMemory(
+                GuestMemory.Configuration(
+                    size: self.size.value,
+                    folioSize: self.folioSize.map { Int($0.value) },
+                    backing: self.backing,
+                    directMap: self.directMap
+                )
+            )
+        } catch {
+            Self.exit(withMessage: "cannot create guest memory: \(error.reason)")
+        }
+
+        var configuration = ServerConfiguration(
+            socketPath: self.socket ?? SocketPath.resolveDefault(environment: Environment.current, uid: UInt32(getuid()))
+        )
+        configuration.socketMode = UInt32(self.socketMode, radix: 8) ?? 0o600
+        configuration.maxPayload = Int(self.maxPayload.value)
+        configuration.maxCachesPerConnection = self.maxGPCs
+        configuration.maxConnections = self.maxConnections
+        configuration.frameTimeout = .nanoseconds(Int64(self.frameTimeout * 1e9))
+        configuration.threads = self.threads
+        configuration.access.allowedUIDs = Set(self.allowUIDs)
+        configuration.access.allowedGIDs = Set(self.allowGIDs)
+        configuration.access.readOnlyGID = self.readOnlyGID
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        let server = GmemServer(memory: memory, configuration: configuration, group: group, threadPool: threadPool, logger: logger)
+        do {
+            try await server.start()
+        } catch let error as GmemError {
+            Self.exit(withMessage: error.reason)
+        } catch {
+            Self.exit(withMessage: "cannot listen on \(configuration.socketPath): \(error)")
+        }
+        logger.info(
+            "serving",
+            metadata: [
+                "socket": "\(configuration.socketPath)",
+                "size": "\(ByteCount(memory.geometry.regionSize))",
+                "folio": "\(ByteCount(UInt64(memory.geometry.folioSize)))",
+                "backing": "\(self.backing.rawValue)",
+                "mode": "\(self.directMap ? "direct-map" : "no-direct-map")",
+            ]
+        )
+
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+            logger.info("received signal \(signal); shutting down")
+            server.shutdown()
+            // The 5 s promise: whatever still hangs after 4.5 s is cut off.
+            DispatchQueue.global().asyncAfter(deadline: .now() + 4.5) {
+                logger.warning("connections did not close in time; exiting anyway")
+                Glibc.exit(0)
+            }
+        }
+        try await server.closeFuture.get()
+        signals.cancel()
+        try? await threadPool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    static func exit(withMessage message: String) -> Never {
+        FileHandleStandardError.write("gmemd: \(message)\n")
+        Glibc.exit(1)
+    }
+}
+
+extension Backing: ExpressibleByArgument {}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A ``ByteCount`` as a command-line value.
+struct ByteCountArgument: ExpressibleByArgument, Sendable {
+    var value: UInt64
+    init(_ value: UInt64) { self.value = value }
+    init?(argument: String) {
+        guard let count = ByteCount(parsing: argument) else { return nil }
+        self.value = count.value
+    }
+    var defaultValueDescription: String { ByteCount(self.value).description }
+}
