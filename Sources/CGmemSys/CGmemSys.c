@@ -17,6 +17,8 @@ const int CGMEM_F_SEAL_SEAL = F_SEAL_SEAL;
 const int CGMEM_F_SEAL_SHRINK = F_SEAL_SHRINK;
 const int CGMEM_F_SEAL_GROW = F_SEAL_GROW;
 const int CGMEM_F_SEAL_WRITE = F_SEAL_WRITE;
+const int CGMEM_SO_PEERCRED = SO_PEERCRED;
+_Static_assert(sizeof(cgmem_ucred) == sizeof(struct ucred), "ucred layout");
 
 int cgmem_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
 

@@ -53,7 +53,7 @@ public struct RegionGeometry: Hashable, Sendable {
     }
     func page(of address: UInt64) -> Int { Int(address >> UInt64(self.pageShift)) }
     func offset(ofPage page: Int) -> Int { page << self.pageShift }
-    func isPageAligned(_ value: UInt64) -> Bool { value & UInt64(self.pageSize - 1) == 0 }
+    public func isPageAligned(_ value: UInt64) -> Bool { value & UInt64(self.pageSize - 1) == 0 }
 
     /// The pages touched by `count` bytes at `address`, or `.fault` when the
     /// range leaves the region or its end overflows. An empty access touches

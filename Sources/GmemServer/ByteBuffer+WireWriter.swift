@@ -5,7 +5,7 @@ import NIOCore
 ///
 /// NIO's own `writeInteger` defaults to big-endian and returns the byte
 /// count; these witnesses pin little-endian and discard the count.
-extension ByteBuffer: @retroactive WireWriter {
+extension ByteBuffer: WireWriter {
     @inlinable
     public mutating func writeInteger<T: FixedWidthInteger>(_ value: T) {
         let _: Int = self.writeInteger(value, endianness: .little, as: T.self)

@@ -89,9 +89,9 @@ public final class GmemServer: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             _ = self.children.withLock { $0.removeValue(forKey: key) }
         }
-        let credentials: EventLoopFuture<ucred>
+        let credentials: EventLoopFuture<cgmem_ucred>
         if let provider = channel as? any SocketOptionProvider {
-            credentials = provider.unsafeGetSocketOption(level: SOL_SOCKET, name: SO_PEERCRED)
+            credentials = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: CGMEM_SO_PEERCRED)
         } else {
             credentials = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
         }

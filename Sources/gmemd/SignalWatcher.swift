@@ -6,7 +6,7 @@ import Glibc
 
 /// Delivers SIGTERM and SIGINT to a handler on a dispatch queue instead of
 /// interrupting whatever thread the kernel picks.
-final class SignalWatcher: Sendable {
+final class SignalWatcher: @unchecked Sendable {  // Immutable; DispatchSource is thread-safe.
     private let sources: [any DispatchSourceSignal]
 
     init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {

@@ -21,6 +21,13 @@ int cgmem_get_seals(int fd);
 /// fallocate(PUNCH_HOLE | KEEP_SIZE).
 int cgmem_punch_hole(int fd, off_t offset, off_t length);
 
+/// The layout of `struct ucred`, which glibc only declares under _GNU_SOURCE.
+typedef struct cgmem_ucred {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} cgmem_ucred;
+
 /// SO_PEERCRED of a connected Unix socket.
 int cgmem_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 
@@ -31,5 +38,6 @@ extern const int CGMEM_F_SEAL_SEAL;
 extern const int CGMEM_F_SEAL_SHRINK;
 extern const int CGMEM_F_SEAL_GROW;
 extern const int CGMEM_F_SEAL_WRITE;
+extern const int CGMEM_SO_PEERCRED;
 
 #endif
