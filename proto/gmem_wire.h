@@ -1,0 +1,289 @@
+/*
+ * gmem_wire.h - gmemd wire protocol v1 for C (and, through bindgen or by hand, Rust) clients.
+ *
+ * Normative description: proto/PROTOCOL.md. Golden frames: proto/vectors/frames.txt.
+ *
+ * Everything on the wire is little-endian. The structs below describe the byte layout of each frame part; on a
+ * little-endian host they can be copied to and from the wire directly, on a big-endian host every field must be
+ * byte-swapped. Payload structs follow the 16-byte header, so every u64 field is 8-byte aligned within a frame.
+ *
+ * Rust: mirror each struct as #[repr(C, packed)] with the same field order; the _Static_asserts below are the
+ * layout contract.
+ *
+ * Requires C11 (or C++11). Depends only on <stdint.h> and <stddef.h>.
+ */
+#ifndef GMEM_WIRE_H
+#define GMEM_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define GMEM_STATIC_ASSERT(condition, message) static_assert(condition, message)
+extern "C" {
+#else
+#define GMEM_STATIC_ASSERT(condition, message) _Static_assert(condition, message)
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GMEM_PACKED __attribute__((packed))
+#else
+#error "gmem_wire.h needs __attribute__((packed)); add your compiler's equivalent"
+#endif
+
+/* ---- Constants -------------------------------------------------------------------------------------------- */
+
+#define GMEM_PROTOCOL_VERSION 1u
+#define GMEM_HEADER_SIZE 16u
+#define GMEM_DEFAULT_MAX_PAYLOAD (1u << 20)
+
+/* Opcodes (header offset 4). Replies carry the opcode of their request. */
+#define GMEM_OP_HELLO 1u
+#define GMEM_OP_PING 2u
+#define GMEM_OP_READ 3u
+#define GMEM_OP_WRITE 4u
+#define GMEM_OP_GPC_ACTIVATE 5u
+#define GMEM_OP_GPC_DEACTIVATE 6u
+#define GMEM_OP_GPC_READ 7u
+#define GMEM_OP_GPC_WRITE 8u
+#define GMEM_OP_GPC_REFRESH 9u
+#define GMEM_OP_SET_ATTRIBUTES 10u
+#define GMEM_OP_DISCARD 11u
+#define GMEM_OP_STATS 12u
+#define GMEM_OP_PAGE_STATE 13u
+/* Event opcodes. */
+#define GMEM_EV_GPC_INVALIDATED 0x80u
+
+/* Header flags (offset 6). Requests send 0. */
+#define GMEM_FLAG_REPLY (1u << 0)
+#define GMEM_FLAG_EVENT (1u << 1)
+
+/* HELLO features. */
+#define GMEM_FEATURE_EVENTS (1u << 0)
+
+/* HELLO reply region_flags. */
+#define GMEM_REGION_NO_DIRECT_MAP (1u << 0)
+#define GMEM_REGION_SECRETMEM (1u << 1)
+#define GMEM_REGION_READ_ONLY (1u << 2)
+#define GMEM_REGION_RECOVERED (1u << 3)
+
+/* SET_ATTRIBUTES attributes: only PRIVATE exists; any other bit is -EINVAL. */
+#define GMEM_ATTRIBUTE_PRIVATE (1ull << 3)
+
+/* PAGE_STATE entry state bits. */
+#define GMEM_PAGE_PRIVATE (1u << 0)
+#define GMEM_PAGE_ACCESSIBLE (1u << 1)
+
+/* GPC_INVALIDATED reasons. */
+#define GMEM_INVALIDATED_ATTRIBUTES_CHANGED 1u
+#define GMEM_INVALIDATED_DISCARDED 2u
+
+/*
+ * Error numbers, as positive Linux values: a reply status is 0 or -GMEM_E*. The wire fixes the Linux numbering
+ * on every platform, so do not compare statuses with the host's <errno.h> elsewhere.
+ */
+#define GMEM_EPERM 1
+#define GMEM_ENOENT 2
+#define GMEM_EIO 5
+#define GMEM_EBADF 9
+#define GMEM_EAGAIN 11
+#define GMEM_ENOMEM 12
+#define GMEM_EACCES 13
+#define GMEM_EFAULT 14
+#define GMEM_EBUSY 16
+#define GMEM_EEXIST 17
+#define GMEM_EINVAL 22
+#define GMEM_ENOSPC 28
+#define GMEM_ERANGE 34
+#define GMEM_EPROTO 71
+#define GMEM_EMSGSIZE 90
+#define GMEM_EPROTONOSUPPORT 93
+#define GMEM_EOPNOTSUPP 95
+#define GMEM_ECONNRESET 104
+#define GMEM_ESHUTDOWN 108
+#define GMEM_ETIMEDOUT 110
+#define GMEM_EALREADY 114
+#define GMEM_ESTALE 116
+
+/* ---- Frame header ----------------------------------------------------------------------------------------- */
+
+/* Starts every frame. length counts the whole frame: 16 <= length <= 16 + max_payload. */
+struct GMEM_PACKED gmem_header {
+    uint32_t length;
+    uint16_t opcode;
+    uint16_t flags;  /* 0 in requests, GMEM_FLAG_REPLY in replies, GMEM_FLAG_EVENT in events */
+    uint32_t id;     /* chosen by the client, echoed in the reply, 0 in events */
+    int32_t status;  /* 0 in requests and events; 0 or -GMEM_E* in replies */
+};
+
+/* ---- Request payloads ------------------------------------------------------------------------------------- */
+
+struct GMEM_PACKED gmem_hello_request {
+    uint32_t version;  /* GMEM_PROTOCOL_VERSION */
+    uint32_t features; /* GMEM_FEATURE_* requested */
+};
+
+/* PING: any payload, echoed back. STATS: empty payload. */
+
+struct GMEM_PACKED gmem_read_request {
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t flags; /* 0 */
+};
+
+/* Followed by len data bytes: the payload is exactly 16 + len bytes. */
+struct GMEM_PACKED gmem_write_request {
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t flags; /* 0 */
+    uint8_t data[];
+};
+
+struct GMEM_PACKED gmem_gpc_activate_request {
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t flags; /* 0 */
+};
+
+struct GMEM_PACKED gmem_gpc_deactivate_request {
+    uint64_t handle;
+};
+
+struct GMEM_PACKED gmem_gpc_read_request {
+    uint64_t handle;
+    uint32_t offset;
+    uint32_t len;
+};
+
+/* Followed by len data bytes: the payload is exactly 16 + len bytes. */
+struct GMEM_PACKED gmem_gpc_write_request {
+    uint64_t handle;
+    uint32_t offset;
+    uint32_t len;
+    uint8_t data[];
+};
+
+struct GMEM_PACKED gmem_gpc_refresh_request {
+    uint64_t handle;
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t flags; /* 0 */
+};
+
+struct GMEM_PACKED gmem_set_attributes_request {
+    uint64_t gpa;
+    uint64_t size;
+    uint64_t attributes; /* 0 or GMEM_ATTRIBUTE_PRIVATE */
+};
+
+struct GMEM_PACKED gmem_discard_request {
+    uint64_t gpa;
+    uint64_t size;
+};
+
+struct GMEM_PACKED gmem_page_state_request {
+    uint64_t gpa; /* page-aligned */
+    uint32_t npages;
+    uint32_t flags; /* 0 */
+};
+
+/* ---- Reply payloads --------------------------------------------------------------------------------------- */
+
+struct GMEM_PACKED gmem_hello_reply {
+    uint32_t version;
+    uint32_t features; /* granted: requested & supported */
+    uint32_t page_size;
+    uint32_t folio_size;
+    uint64_t region_size;
+    uint64_t region_id;
+    uint32_t max_payload;
+    uint32_t max_gpcs;
+    uint32_t region_flags; /* GMEM_REGION_* */
+    uint32_t reserved;     /* 0 */
+};
+
+/* READ, GPC_READ: len data bytes. PING: the request's payload. Others: empty, except: */
+
+struct GMEM_PACKED gmem_gpc_activate_reply {
+    uint64_t handle;
+};
+
+/*
+ * STATS reply: a sequence of variable-size entries until the end of the payload, each
+ *     uint8_t name_len (1..255); char name[name_len] (printable ASCII, no NUL); uint64_t value (unaligned).
+ */
+struct GMEM_PACKED gmem_stats_entry_head {
+    uint8_t name_len;
+    char name[];
+};
+
+/* PAGE_STATE reply: npages entries. */
+struct GMEM_PACKED gmem_page_state_entry {
+    uint16_t refcount; /* saturates at 0xffff */
+    uint8_t state;     /* GMEM_PAGE_PRIVATE | GMEM_PAGE_ACCESSIBLE */
+    uint8_t reserved;  /* 0 */
+};
+
+/* Error reply payload of a READ or WRITE that failed after partial progress. */
+struct GMEM_PACKED gmem_partial_progress {
+    uint64_t bytes_completed;
+};
+
+/* Error reply payload of HELLO with -GMEM_EPROTONOSUPPORT. */
+struct GMEM_PACKED gmem_version_not_supported {
+    uint32_t highest_version;
+};
+
+/* ---- Event payloads --------------------------------------------------------------------------------------- */
+
+/* Opcode GMEM_EV_GPC_INVALIDATED, flags GMEM_FLAG_EVENT, id 0, status 0. */
+struct GMEM_PACKED gmem_gpc_invalidated_event {
+    uint64_t handle;
+    uint32_t reason; /* GMEM_INVALIDATED_* */
+    uint32_t reserved; /* 0 */
+};
+
+/* ---- Layout contract -------------------------------------------------------------------------------------- */
+
+#define GMEM_ASSERT_FIELD(type, field, offset) \
+    GMEM_STATIC_ASSERT(offsetof(struct type, field) == (offset), #type "." #field " must be at offset " #offset)
+#define GMEM_ASSERT_SIZE(type, size) \
+    GMEM_STATIC_ASSERT(sizeof(struct type) == (size), "sizeof(struct " #type ") must be " #size)
+
+GMEM_ASSERT_SIZE(gmem_header, 16);
+GMEM_ASSERT_FIELD(gmem_header, length, 0);
+GMEM_ASSERT_FIELD(gmem_header, opcode, 4);
+GMEM_ASSERT_FIELD(gmem_header, flags, 6);
+GMEM_ASSERT_FIELD(gmem_header, id, 8);
+GMEM_ASSERT_FIELD(gmem_header, status, 12);
+
+GMEM_ASSERT_SIZE(gmem_hello_request, 8);
+GMEM_ASSERT_SIZE(gmem_read_request, 16);
+GMEM_ASSERT_SIZE(gmem_write_request, 16);
+GMEM_ASSERT_SIZE(gmem_gpc_activate_request, 16);
+GMEM_ASSERT_SIZE(gmem_gpc_deactivate_request, 8);
+GMEM_ASSERT_SIZE(gmem_gpc_read_request, 16);
+GMEM_ASSERT_SIZE(gmem_gpc_write_request, 16);
+GMEM_ASSERT_SIZE(gmem_gpc_refresh_request, 24);
+GMEM_ASSERT_SIZE(gmem_set_attributes_request, 24);
+GMEM_ASSERT_SIZE(gmem_discard_request, 16);
+GMEM_ASSERT_SIZE(gmem_page_state_request, 16);
+GMEM_ASSERT_SIZE(gmem_hello_reply, 48);
+GMEM_ASSERT_SIZE(gmem_gpc_activate_reply, 8);
+GMEM_ASSERT_SIZE(gmem_stats_entry_head, 1);
+GMEM_ASSERT_SIZE(gmem_page_state_entry, 4);
+GMEM_ASSERT_SIZE(gmem_partial_progress, 8);
+GMEM_ASSERT_SIZE(gmem_version_not_supported, 4);
+GMEM_ASSERT_SIZE(gmem_gpc_invalidated_event, 16);
+
+GMEM_ASSERT_FIELD(gmem_hello_reply, region_size, 16);
+GMEM_ASSERT_FIELD(gmem_hello_reply, max_payload, 32);
+GMEM_ASSERT_FIELD(gmem_hello_reply, reserved, 44);
+GMEM_ASSERT_FIELD(gmem_write_request, data, 16);
+GMEM_ASSERT_FIELD(gmem_gpc_write_request, data, 16);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GMEM_WIRE_H */
