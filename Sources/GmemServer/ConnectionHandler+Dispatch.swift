@@ -70,8 +70,8 @@ extension ConnectionHandler {
                 }
                 Reply.encode(replyingTo: header, payload: try StatsReply(entries: entries), into: &self.outbound)
             case .pageState(let gpa, let pageCount):
-                guard PageStateReply.payloadLength(pageCount: pageCount) <= maxPayload else { throw Errno.messageTooLong }
                 guard memory.geometry.isPageAligned(gpa) else { throw Errno.invalidArgument }
+                guard PageStateReply.payloadLength(pageCount: pageCount) <= maxPayload else { throw Errno.messageTooLong }
                 let states = try memory.pageStates(at: GuestPhysicalAddress(gpa), pageCount: Int(pageCount))
                 let entries = states.map {
                     PageStateEntry(saturatingRefcount: Int($0.count), isPrivate: $0.isPrivate, isAccessible: $0.isAccessible)
