@@ -28,10 +28,10 @@ extension ConnectionHandler {
             case .read(let gpa, let length):
                 guard length <= maxPayload else { throw Errno.messageTooLong }
                 try self.replyWithCopy(header, length: Int(length)) { buffer throws(GmemError) in
-                    try memory.read(at: GuestPhysicalAddress(gpa), into: buffer, counters: self.counters)
+                    try memory.read(at: GuestPhysicalAddress(gpa), into: buffer, holding: &self.held, counters: self.counters)
                 }
             case .write(let gpa, let data):
-                try memory.write(at: GuestPhysicalAddress(gpa), from: data, counters: self.counters)
+                try memory.write(at: GuestPhysicalAddress(gpa), from: data, holding: &self.held, counters: self.counters)
                 Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
             case .gpcActivate(let gpa, let length):
                 try self.activateCache(header, gpa: gpa, length: Int(length))

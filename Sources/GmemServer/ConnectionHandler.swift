@@ -28,6 +28,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var caches: [UInt64: GuestPageCache] = [:]
     var nextHandle: UInt64 = 1
     let counters: AccessCounters
+    /// Pages the current read batch keeps accessible; released when it ends.
+    var held = HeldPages()
     var context: ChannelHandlerContext?
     /// True while frames of a read are being dispatched: events then join the batch.
     var isDispatching = false
@@ -68,6 +70,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard !self.state.isTornDown else { return }
         self.state.tearDown()
         self.frameTimer?.cancel()
+        self.server.memory.release(&self.held)
         for cache in self.caches.values { self.server.memory.deactivate(cache) }
         if !self.caches.isEmpty { self.logger.debug("released \(self.caches.count) caches of a closed connection") }
         self.caches.removeAll()
@@ -120,6 +123,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             completedFrame = true
         }
         self.isDispatching = false
+        // The batch is over: its pages become inaccessible again unless someone else holds them.
+        self.server.memory.release(&self.held)
         self.armFrameTimer(partial: buffer.readableBytes > 0 && !self.isOffloading, restart: completedFrame)
     }
 
