@@ -25,6 +25,35 @@ let package = Package(
         // Layer 2: wire protocol v1, pure encode and decode.
         .target(name: "GmemProtocol"),
 
+        // Layer 3: the daemon's serving logic on SwiftNIO.
+        .target(
+            name: "GmemServer",
+            dependencies: [
+                "GmemCore", "GmemProtocol", "CGmemSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+
+        .executableTarget(
+            name: "gmemd",
+            dependencies: [
+                "GmemServer", "GmemCore", "GmemProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+
+
+        .executableTarget(
+            name: "gmem-bench",
+            dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
         .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
     ],

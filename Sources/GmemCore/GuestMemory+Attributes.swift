@@ -46,13 +46,20 @@ extension GuestMemory {
         // failure leaves every page as it was.
         if shared && table.protectsPages {
             var failure: GmemError? = nil
-            table.forEachRun(in: run, where: { !table.record($0).pointee.isShared && !table.record($0).pointee.isAccessible }) { restoreRun in
+            table.forEachRun(in: run, where: { !table.record($0).pointee.isShared && (!table.record($0).pointee.isAccessible || table.record($0).pointee.needsRestore) }) { restoreRun in
                 guard failure == nil else { return }
                 do throws(GmemError) {
                     try table.protect(restoreRun, accessible: true)
-                    for page in restoreRun { table.record(page).pointee.isAccessible = true }
-                    table.counters.restores.increment(by: UInt64(restoreRun.count))
+                    var restored: UInt64 = 0
+                    for page in restoreRun {
+                        if !table.record(page).pointee.isAccessible { restored += 1 }
+                        table.record(page).pointee.isAccessible = true
+                        table.record(page).pointee.needsRestore = false
+                    }
+                    table.counters.restores.increment(by: restored)
                 } catch {
+                    // The failed call may have opened part of its run: close that again.
+                    table.undoPartialRestore(restoreRun)
                     failure = error
                 }
             }
@@ -132,13 +139,14 @@ extension GuestMemory {
     private func invalidateLocked(_ page: Int, reason: InvalidationReason, into invalidated: inout [GuestPageCache]) {
         let list = self.table.caches(page)
         guard !list.pointee.isEmpty else { return }
+        // Count this page's caches, not the whole `invalidated` list the caller accumulates.
+        self.table.counters.invalidations.increment(by: UInt64(list.pointee.count))
         for cache in list.pointee {
             cache.state = .invalidated(reason)
             self.table.record(page).pointee.count -= 1
             invalidated.append(cache)
         }
         list.pointee.removeAll()
-        self.table.counters.invalidations.increment(by: UInt64(invalidated.count))
     }
 
     /// Tells owners about invalidations, outside every lock.

@@ -8,7 +8,8 @@ extension GuestMemory {
 
     private func cacheTarget(_ address: GuestPhysicalAddress, length: Int) throws(GmemError) -> (page: Int, offset: Int) {
         let offset = Int(address.rawValue & UInt64(self.geometry.pageSize - 1))
-        guard length >= 1, offset + length <= self.geometry.pageSize else {
+        // `length <= pageSize - offset`, not `offset + length <= pageSize`: a huge length must not overflow.
+        guard length >= 1, length <= self.geometry.pageSize - offset else {
             throw GmemError(.invalidArgument, "a cache covers 1 to \(self.geometry.pageSize) bytes within one page")
         }
         let pages = try self.geometry.pages(address: address.rawValue, count: length)
@@ -99,7 +100,8 @@ extension GuestMemory {
 
     @inline(__always)
     private func access(_ cache: GuestPageCache, offset: Int, count: Int, _ copy: (UnsafeMutableRawPointer) -> Void) throws(GmemError) {
-        guard offset >= 0, count >= 0, offset + count <= cache.length else {
+        // Subtract, never add: `offset + count` traps for a huge offset.
+        guard offset >= 0, count >= 0, offset <= cache.length, count <= cache.length - offset else {
             throw GmemError(.invalidArgument, "offset \(offset) + \(count) exceeds the cache's \(cache.length) bytes")
         }
         let page = cache.page

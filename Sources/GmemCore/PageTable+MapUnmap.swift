@@ -37,7 +37,7 @@ extension PageTable {
             guard record.pointee.count < UInt32.max else {
                 throw GmemError(.noSpace, "page \(page) has the maximum number of users")
             }
-            if !record.pointee.isAccessible {
+            if !record.pointee.isAccessible || record.pointee.needsRestore {
                 firstNeeding = min(firstNeeding, page)
                 lastNeeding = page
             }
@@ -51,9 +51,10 @@ extension PageTable {
                 throw error
             }
             var restored: UInt64 = 0
-            for page in span where !self.record(page).pointee.isAccessible {
+            for page in span {
+                if !self.record(page).pointee.isAccessible { restored += 1 }
                 self.record(page).pointee.isAccessible = true
-                restored += 1
+                self.record(page).pointee.needsRestore = false
             }
             self.counters.restores.increment(by: restored)
         }
@@ -64,9 +65,10 @@ extension PageTable {
 
     /// A failed mprotect may have changed part of its range before failing.
     /// Put the pages that were inaccessible back to no access; a page whose
-    /// zap fails too is treated as accessible and parked in the backlog, so
-    /// the invariant holds and no access ever relies on a guess.
-    private func undoPartialRestore(_ span: PageRun) {
+    /// zap fails too is in an unknown state: it is parked in the backlog as
+    /// accessible (so the invariant holds and the zap is retried) and marked
+    /// `needsRestore`, so no access relies on the guess. Folio locks are held.
+    func undoPartialRestore(_ span: PageRun) {
         var parked: [Int] = []
         self.forEachRun(in: span, where: { !self.record($0).pointee.isAccessible }) { run in
             do throws(GmemError) {
@@ -74,9 +76,12 @@ extension PageTable {
             } catch {
                 for page in run {
                     self.record(page).pointee.isAccessible = true
+                    self.record(page).pointee.needsRestore = true
                     self.record(page).pointee.count = 1
                     parked.append(page)
                 }
+                // The record went from inaccessible to accessible; the retried zap will count the way back.
+                self.counters.restores.increment(by: UInt64(run.count))
             }
         }
         self.park(parked)
@@ -104,11 +109,16 @@ extension PageTable {
         self.forEachRun(in: run, where: { self.needsZap($0) }) { zapRun in
             do throws(GmemError) {
                 try self.protect(zapRun, accessible: false)
-                for page in zapRun { self.record(page).pointee.isAccessible = false }
+                for page in zapRun {
+                    self.record(page).pointee.isAccessible = false
+                    self.record(page).pointee.needsRestore = false
+                }
                 self.counters.zaps.increment(by: UInt64(zapRun.count))
             } catch {
+                // The zap may have taken effect on part of the run: restore before the next access.
                 for page in zapRun {
                     self.record(page).pointee.count = 1
+                    self.record(page).pointee.needsRestore = true
                     parked.append(page)
                 }
             }
@@ -152,7 +162,7 @@ extension PageTable {
 
     // MARK: The zap backlog
 
-    private func park(_ pages: [Int]) {
+    func park(_ pages: [Int]) {
         guard !pages.isEmpty else { return }
         self.zapBacklog.withLock {
             $0.append(contentsOf: pages)

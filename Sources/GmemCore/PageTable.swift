@@ -12,6 +12,10 @@ struct PageRecord {
     var isShared: Bool
     /// Whether the page is read-write in the daemon's mapping right now.
     var isAccessible: Bool
+    /// A failed protection call may have left the page no-access although
+    /// `isAccessible` says otherwise, so the next acquire restores it before
+    /// any copy trusts it. Set only together with `isAccessible`.
+    var needsRestore: Bool = false
 }
 
 /// Page metadata for one 2 MiB stretch of the region, allocated on first use.
@@ -125,15 +129,20 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
                 return Unmanaged<Chunk>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeUnretainedValue()
             }
             let shared = bits == Self.uniformShared
-            let chunk = Chunk(
-                pageCount: self.geometry.chunkPages(index).count,
-                pagesPerFolio: self.geometry.pagesPerFolio,
-                initial: PageRecord(count: 0, isShared: shared, isAccessible: shared || !self.protectsPages)
-            )
-            let opaque = Unmanaged.passRetained(chunk).toOpaque()
-            self.slots[index].store(UInt(bitPattern: opaque), ordering: .releasing)
-            return chunk
+            return self.installChunk(index, initial: PageRecord(count: 0, isShared: shared, isAccessible: shared || !self.protectsPages))
         }
+    }
+
+    /// Allocates the metadata of chunk `index` with every record `initial`. slotLock is held.
+    private func installChunk(_ index: Int, initial: PageRecord) -> Chunk {
+        let chunk = Chunk(
+            pageCount: self.geometry.chunkPages(index).count,
+            pagesPerFolio: self.geometry.pagesPerFolio,
+            initial: initial
+        )
+        let opaque = Unmanaged.passRetained(chunk).toOpaque()
+        self.slots[index].store(UInt(bitPattern: opaque), ordering: .releasing)
+        return chunk
     }
 
     /// Converts a chunk that is still uniform in one protection call, without
@@ -149,7 +158,27 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
             // No lock is needed for the pages: nobody can hold a page of an
             // unallocated chunk, since acquiring one allocates it under slotLock.
             if self.protectsPages {
-                try self.protect(run, accessible: shared)
+                do throws(GmemError) {
+                    try self.protect(run, accessible: shared)
+                } catch {
+                    // A failed mprotect may have changed part of the chunk: put it back.
+                    do throws(GmemError) {
+                        try self.protect(run, accessible: !shared)
+                    } catch _ {
+                        // Unknown protections: record every page as accessible but needing a
+                        // restore before use; private ones are parked so their zap is retried.
+                        let wasShared = bits == Self.uniformShared
+                        _ = self.installChunk(
+                            index,
+                            initial: PageRecord(count: wasShared ? 0 : 1, isShared: wasShared, isAccessible: true, needsRestore: true)
+                        )
+                        if !wasShared {
+                            self.counters.restores.increment(by: UInt64(run.count))
+                            self.park(Array(run))
+                        }
+                    }
+                    throw error
+                }
                 if shared { self.counters.restores.increment(by: UInt64(run.count)) }
                 else { self.counters.zaps.increment(by: UInt64(run.count)) }
             }

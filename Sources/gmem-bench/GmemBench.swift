@@ -1,0 +1,86 @@
+import ArgumentParser
+import GmemCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Benchmarks of the guest-memory core. Each subcommand measures one thing
+/// and prints a short, human-readable report.
+@main
+struct GmemBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gmem-bench",
+        abstract: "Benchmarks for the gmemd guest-memory core.",
+        subcommands: [Startup.self]
+    )
+}
+
+/// A byte count written as a number with an optional binary suffix: 4096, 64K, 2M, 1G, 1T (or KiB, MiB, ...).
+struct ByteSize: ExpressibleByArgument, CustomStringConvertible {
+    var bytes: UInt64
+
+    init(bytes: UInt64) { self.bytes = bytes }
+
+    init?(argument: String) {
+        var text = Substring(argument.uppercased())
+        if text.hasSuffix("IB") { text = text.dropLast(2) } else if text.hasSuffix("B") { text = text.dropLast() }
+        let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30, "T": 40]
+        var shift: UInt64 = 0
+        if let last = text.last, let value = shifts[last] {
+            shift = value
+            text = text.dropLast()
+        }
+        guard let number = UInt64(text), number <= UInt64.max >> shift else { return nil }
+        self.bytes = number << shift
+    }
+
+    var description: String { Self.format(Double(self.bytes)) }
+
+    static func format(_ value: Double) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = value
+        var unit = 0
+        while abs(value) >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(Int(value)) B" : "\(fixed(value, 1)) \(units[unit])"
+    }
+}
+
+/// `value` with `digits` decimals, without Foundation.
+func fixed(_ value: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (abs(value) * scale).rounded()
+    let whole = Int(rounded / scale)
+    var fraction = String(Int(rounded.truncatingRemainder(dividingBy: scale)))
+    while fraction.count < digits { fraction = "0" + fraction }
+    return (value < 0 ? "-" : "") + (digits == 0 ? "\(whole)" : "\(whole).\(fraction)")
+}
+
+/// Reads of this process's memory use.
+enum ProcessMemory {
+    /// VmRSS from /proc/self/status, in bytes.
+    static func residentBytes() -> UInt64 {
+        guard let file = fopen("/proc/self/status", "r") else { return 0 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.hasPrefix("VmRSS:") {
+                let digits = text.drop { !$0.isNumber }.prefix { $0.isNumber }
+                return (UInt64(digits) ?? 0) * 1024
+            }
+        }
+        return 0
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
