@@ -46,20 +46,11 @@ extension GuestMemory {
         // failure leaves every page as it was.
         if shared && table.protectsPages {
             var failure: GmemError? = nil
-            table.forEachRun(in: run, where: { !table.record($0).pointee.isShared && (!table.record($0).pointee.isAccessible || table.record($0).pointee.needsRestore) }) { restoreRun in
+            table.forEachRun(in: run, where: { !table.record($0).pointee.isShared && table.needsRestore($0) }) { restoreRun in
                 guard failure == nil else { return }
                 do throws(GmemError) {
-                    try table.protect(restoreRun, accessible: true)
-                    var restored: UInt64 = 0
-                    for page in restoreRun {
-                        if !table.record(page).pointee.isAccessible { restored += 1 }
-                        table.record(page).pointee.isAccessible = true
-                        table.record(page).pointee.needsRestore = false
-                    }
-                    table.counters.restores.increment(by: restored)
+                    try table.restoreLocked(restoreRun)
                 } catch {
-                    // The failed call may have opened part of its run: close that again.
-                    table.undoPartialRestore(restoreRun)
                     failure = error
                 }
             }

@@ -38,11 +38,8 @@ extension GuestMemory {
         holding held: inout HeldPages,
         counters: AccessCounters? = nil
     ) throws(GmemError) {
-        let pages = try self.geometry.pages(address: address.rawValue, count: buffer.count)
-        if !pages.isEmpty {
-            let keep = try self.hold(pages, in: &held)
-            buffer.baseAddress.unsafelyUnwrapped.copyMemory(from: self.region.base + Int(address.rawValue), byteCount: buffer.count)
-            if !keep { self.table.release(pages) }
+        try self.withHeld(address, count: buffer.count, holding: &held) { guest in
+            buffer.baseAddress.unsafelyUnwrapped.copyMemory(from: guest, byteCount: buffer.count)
         }
         (counters ?? self.defaultCounters).recordRead(buffer.count)
     }
@@ -54,11 +51,8 @@ extension GuestMemory {
         holding held: inout HeldPages,
         counters: AccessCounters? = nil
     ) throws(GmemError) {
-        let pages = try self.geometry.pages(address: address.rawValue, count: bytes.count)
-        if !pages.isEmpty {
-            let keep = try self.hold(pages, in: &held)
-            (self.region.base + Int(address.rawValue)).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: bytes.count)
-            if !keep { self.table.release(pages) }
+        try self.withHeld(address, count: bytes.count, holding: &held) { guest in
+            guest.copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: bytes.count)
         }
         (counters ?? self.defaultCounters).recordWrite(bytes.count)
     }
@@ -67,6 +61,22 @@ extension GuestMemory {
     public func release(_ held: inout HeldPages) {
         for run in held.runs { self.table.release(run) }
         held.runs.removeAll(keepingCapacity: true)
+    }
+
+    /// Runs `copy` with the `count` bytes at `address` accessible, keeping
+    /// the reference in `held` when there is room. Empty accesses copy nothing.
+    @inline(__always)
+    private func withHeld(
+        _ address: GuestPhysicalAddress,
+        count: Int,
+        holding held: inout HeldPages,
+        _ copy: (UnsafeMutableRawPointer) -> Void
+    ) throws(GmemError) {
+        let pages = try self.geometry.pages(address: address.rawValue, count: count)
+        guard !pages.isEmpty else { return }
+        let keep = try self.hold(pages, in: &held)
+        copy(self.region.base + Int(address.rawValue))
+        if !keep { self.table.release(pages) }
     }
 
     /// Makes `pages` accessible for one access. Returns true when `held`

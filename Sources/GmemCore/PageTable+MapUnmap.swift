@@ -37,30 +37,43 @@ extension PageTable {
             guard record.pointee.count < UInt32.max else {
                 throw GmemError(.noSpace, "page \(page) has the maximum number of users")
             }
-            if !record.pointee.isAccessible || record.pointee.needsRestore {
+            if self.needsRestore(page) {
                 firstNeeding = min(firstNeeding, page)
                 lastNeeding = page
             }
         }
         if firstNeeding <= lastNeeding {
-            let span = firstNeeding..<(lastNeeding + 1)
-            do {
-                try self.protect(span, accessible: true)
-            } catch {
-                self.undoPartialRestore(span)
-                throw error
-            }
-            var restored: UInt64 = 0
-            for page in span {
-                if !self.record(page).pointee.isAccessible { restored += 1 }
-                self.record(page).pointee.isAccessible = true
-                self.record(page).pointee.needsRestore = false
-            }
-            self.counters.restores.increment(by: restored)
+            try self.restoreLocked(firstNeeding..<(lastNeeding + 1))
         }
         for page in run {
             self.record(page).pointee.count += 1
         }
+    }
+
+    /// Whether `page` must be restored before anyone copies through it.
+    @inline(__always)
+    func needsRestore(_ page: Int) -> Bool {
+        let record = self.record(page).pointee
+        return !record.isAccessible || record.needsRestore
+    }
+
+    /// Makes every page of `span` accessible with one protection call. The
+    /// folio locks of `span` are held. On failure the pages that were
+    /// inaccessible are put back, so no state changes.
+    func restoreLocked(_ span: PageRun) throws(GmemError) {
+        do {
+            try self.protect(span, accessible: true)
+        } catch {
+            self.undoPartialRestore(span)
+            throw error
+        }
+        var restored: UInt64 = 0
+        for page in span {
+            if !self.record(page).pointee.isAccessible { restored += 1 }
+            self.record(page).pointee.isAccessible = true
+            self.record(page).pointee.needsRestore = false
+        }
+        self.counters.restores.increment(by: restored)
     }
 
     /// A failed mprotect may have changed part of its range before failing.
