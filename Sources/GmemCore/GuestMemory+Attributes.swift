@@ -87,20 +87,37 @@ extension GuestMemory {
                 continue
             }
             if let punch = pendingPunch {
-                try self.punch(punch)
+                try self.punchUnallocated(punch)
                 pendingPunch = nil
             }
-            _ = self.table.chunk(chunkIndex)
-            let invalidated = try self.table.withFolios(of: run) { () throws(GmemError) -> [GuestPageCache] in
-                var invalidated: [GuestPageCache] = []
-                for page in run { self.invalidateLocked(page, reason: .discarded, into: &invalidated) }
-                if self.table.protectsPages { self.table.zapUnused(in: run) }
-                try self.clearLocked(run)
-                return invalidated
-            }
-            self.notify(invalidated, reason: .discarded)
+            try self.discardLocked(chunkIndex, run)
         }
-        if let punch = pendingPunch { try self.punch(punch) }
+        if let punch = pendingPunch { try self.punchUnallocated(punch) }
+    }
+
+    /// Discards `run` of chunk `chunkIndex` under its folio locks: caches
+    /// first, then the contents.
+    private func discardLocked(_ chunkIndex: Int, _ run: PageRun) throws(GmemError) {
+        _ = self.table.chunk(chunkIndex)
+        let invalidated = try self.table.withFolios(of: run) { () throws(GmemError) -> [GuestPageCache] in
+            var invalidated: [GuestPageCache] = []
+            for page in run { self.invalidateLocked(page, reason: .discarded, into: &invalidated) }
+            if self.table.protectsPages { self.table.zapUnused(in: run) }
+            try self.clearLocked(run)
+            return invalidated
+        }
+        self.notify(invalidated, reason: .discarded)
+    }
+
+    /// Punches chunks that had no metadata. A cache activated on one of them
+    /// while the punch ran must not survive it valid, so chunks allocated in
+    /// the meantime are discarded again under their locks.
+    private func punchUnallocated(_ run: PageRun) throws(GmemError) {
+        try self.punch(run)
+        for chunkIndex in self.geometry.chunk(of: run.lowerBound)...self.geometry.chunk(of: run.upperBound - 1)
+        where self.table.existingChunk(chunkIndex) != nil {
+            try self.discardLocked(chunkIndex, self.geometry.chunkPages(chunkIndex).clamped(to: run))
+        }
     }
 
     /// Empties the pages of `run`. Folio locks are held.

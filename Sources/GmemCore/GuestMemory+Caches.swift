@@ -61,6 +61,7 @@ extension GuestMemory {
             self.table.caches(newPage).pointee.append(cache)
             cache.state = .valid
         }
+        if self.table.zapBacklogPending.load(ordering: .relaxed) { self.table.retryBacklog() }
     }
 
     /// Deactivates `cache`, dropping its reference if it still holds one.
