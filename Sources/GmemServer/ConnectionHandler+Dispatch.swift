@@ -181,6 +181,7 @@ extension ConnectionHandler {
     /// the batch, ahead of the reply to the request that caused it.
     func cacheInvalidated(handle: UInt64, reason: GmemProtocol.InvalidationReason) {
         guard self.state.eventsGranted, self.caches[handle] != nil else { return }
+        if !self.isDispatching { self.reuseOutbound() }
         Reply.encodeEvent(GpcInvalidatedEvent(handle: handle, reason: reason), into: &self.outbound)
         if !self.isDispatching { self.writeOutbound(flush: true) }
     }

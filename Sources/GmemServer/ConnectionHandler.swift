@@ -82,6 +82,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.reuseOutbound()
         var incoming = self.unwrapInboundIn(data)
         if var pending = self.inbound {
             self.inbound = nil
@@ -179,7 +180,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard let context = self.context else { return }
         if self.outbound.readableBytes > 0 {
             let batch = self.outbound
-            self.outbound = context.channel.allocator.buffer(capacity: 4096)
+            // Keep the storage: once the channel has written the batch it is
+            // ours alone again and reuseOutbound() recycles it, no allocation.
+            self.outbound.moveReaderIndex(forwardBy: batch.readableBytes)
             if self.closeWhenFlushed {
                 context.writeAndFlush(self.wrapOutboundOut(batch)).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
@@ -193,6 +196,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         } else if flush {
             context.flush()
         }
+    }
+
+    /// Resets the outbound buffer before a new batch. When the previous batch
+    /// is written, the storage is reused in place; otherwise clear() gives it a new one.
+    @inline(__always)
+    func reuseOutbound() {
+        if self.outbound.readableBytes == 0 { self.outbound.clear() }
     }
 
     // MARK: The frame timeout
