@@ -34,6 +34,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// True while frames of a read are being dispatched: events then join the batch.
     var isDispatching = false
     var isOffloading = false
+    /// The peer stopped reading: dispatch waits until the channel drains.
+    private var isWaitingForWritability = false
+    var isPaused: Bool { self.isOffloading || self.isWaitingForWritability }
+    /// Replies buffered beyond this are handed to the channel mid-batch, so
+    /// a client that pipelines large READs without reading cannot make the
+    /// daemon buffer without bound.
+    static let outboundHighWater = 256 << 10
     private var closeWhenFlushed = false
     private var frameTimer: Scheduled<Void>?
 
@@ -106,7 +113,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func dispatchFrames(_ buffer: inout ByteBuffer) {
         var completedFrame = false
         self.isDispatching = true
-        while !self.isOffloading && !self.state.isClosing, buffer.readableBytes >= FrameHeader.size {
+        while !self.isPaused && !self.state.isClosing, buffer.readableBytes >= FrameHeader.size {
+            if self.outbound.readableBytes >= Self.outboundHighWater, let context = self.context {
+                self.writeOutbound(flush: true)
+                if !context.channel.isWritable {
+                    self.pauseUntilWritable(context)
+                    break
+                }
+                self.reuseOutbound()
+            }
             let header = buffer.withUnsafeReadableBytes { FrameHeader(decoding: $0) }!
             guard header.hasValidLength(maxPayload: self.server.configuration.maxPayload) else {
                 // Never read or allocate what a bad length claims.
@@ -126,7 +141,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.isDispatching = false
         // The batch is over: its pages become inaccessible again unless someone else holds them.
         self.server.memory.release(&self.held)
-        self.armFrameTimer(partial: buffer.readableBytes > 0 && !self.isOffloading, restart: completedFrame)
+        self.armFrameTimer(partial: buffer.readableBytes > 0 && !self.isPaused, restart: completedFrame)
     }
 
     private func frameReceived(_ header: FrameHeader, payload: UnsafeRawBufferPointer) {
@@ -239,10 +254,31 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: Resuming after offloaded work
 
+    /// Stops reading and dispatching until the peer has read our replies.
+    private func pauseUntilWritable(_ context: ChannelHandlerContext) {
+        self.isWaitingForWritability = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && self.isWaitingForWritability {
+            self.isWaitingForWritability = false
+            self.resume()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     /// Called on the loop when an offloaded operation has replied.
     func resumeAfterOffload() {
         self.isOffloading = false
+        self.resume()
+    }
+
+    /// Dispatches the frames that waited while the connection was paused.
+    private func resume() {
+        guard !self.isPaused else { return }
         self.context?.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        self.reuseOutbound()
         if var pending = self.inbound {
             self.inbound = nil
             self.dispatchFrames(&pending)

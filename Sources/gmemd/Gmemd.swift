@@ -77,8 +77,9 @@ struct Gmemd: AsyncParsableCommand {
             throw ValidationError("--max-gpcs, --max-connections and --threads must be positive")
         }
         guard self.frameTimeout > 0 else { throw ValidationError("--frame-timeout must be positive") }
-        guard self.maxPayload.value >= 64, self.maxPayload.value <= 64 << 20 else {
-            throw ValidationError("--max-payload must lie between 64 bytes and 64M")
+        // The floor keeps every fixed-size reply (HELLO, STATS) within one payload.
+        guard self.maxPayload.value >= 4096, self.maxPayload.value <= 64 << 20 else {
+            throw ValidationError("--max-payload must lie between 4K and 64M")
         }
     }
 
