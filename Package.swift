@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "GmemCore", targets: ["GmemCore"]),
         .library(name: "GmemProtocol", targets: ["GmemProtocol"]),
+        .library(name: "GmemClient", targets: ["GmemClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -49,6 +50,23 @@ let package = Package(
         ),
 
 
+        // Layer 4: an async client library over one pipelined connection, and the operator's CLI.
+        .target(
+            name: "GmemClient",
+            dependencies: [
+                "GmemProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "gmemctl",
+            dependencies: [
+                "GmemClient", "GmemProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         .executableTarget(
             name: "gmem-bench",
             dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -56,6 +74,7 @@ let package = Package(
 
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
         .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
+        .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )
