@@ -38,10 +38,18 @@ let package = Package(
         ),
 
 
+        // systemd integration: libsystemd (sd_notify, sd_listen_fds, the journal),
+        // readiness, watchdog, the fd store and its attribute state file.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(
+            name: "GmemSystemd",
+            dependencies: ["CSystemd", "GmemCore", .product(name: "Logging", package: "swift-log")]
+        ),
+
         .executableTarget(
             name: "gmemd",
             dependencies: [
-                "GmemServer", "GmemCore", "GmemProtocol",
+                "GmemServer", "GmemCore", "GmemProtocol", "GmemSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -75,6 +83,8 @@ let package = Package(
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
         .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
         .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol"]),
+        // Spawns the real gmemd binary: build the gmemd product before running these.
+        .testTarget(name: "GmemSystemdTests", dependencies: ["GmemSystemd", "GmemCore", "GmemProtocol", "CGmemSys"]),
     ],
     swiftLanguageModes: [.v6]
 )

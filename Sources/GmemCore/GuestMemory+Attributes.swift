@@ -22,21 +22,32 @@ extension GuestMemory {
         var changed = 0
         for chunkIndex in self.geometry.chunk(of: pages.lowerBound)...self.geometry.chunk(of: pages.upperBound - 1) {
             let run = self.geometry.chunkPages(chunkIndex).clamped(to: pages)
-            if run == self.geometry.chunkPages(chunkIndex) {
-                let (converted, count) = try self.table.convertUniformChunk(chunkIndex, toShared: shared)
-                if converted {
-                    changed += count
-                    continue
+            // Hook for the systemd fd store: with a recorder, the chunk's
+            // conversion and its durable record happen under the recorder's
+            // lock for the chunk, and before this method returns.
+            if let recorder = self.attributeRecorder {
+                changed += try recorder.recordConversion(chunk: chunkIndex, pages: run, shared: shared) { () throws(GmemError) in
+                    try self.convertChunk(chunkIndex, run, shared: shared)
                 }
+            } else {
+                changed += try self.convertChunk(chunkIndex, run, shared: shared)
             }
-            _ = self.table.chunk(chunkIndex)
-            let (count, invalidated) = try self.table.withFolios(of: run) { () throws(GmemError) in
-                try self.convertLocked(run, shared: shared)
-            }
-            changed += count
-            self.notify(invalidated, reason: .attributesChanged)
         }
         return changed
+    }
+
+    /// Converts the pages of `run`, all in chunk `chunkIndex`; returns how many changed.
+    private func convertChunk(_ chunkIndex: Int, _ run: PageRun, shared: Bool) throws(GmemError) -> Int {
+        if run == self.geometry.chunkPages(chunkIndex) {
+            let (converted, count) = try self.table.convertUniformChunk(chunkIndex, toShared: shared)
+            if converted { return count }
+        }
+        _ = self.table.chunk(chunkIndex)
+        let (count, invalidated) = try self.table.withFolios(of: run) { () throws(GmemError) in
+            try self.convertLocked(run, shared: shared)
+        }
+        self.notify(invalidated, reason: .attributesChanged)
+        return count
     }
 
     /// Converts the pages of `run` whose attribute differs. Folio locks are held.

@@ -32,6 +32,9 @@ public final class GuestMemory: Sendable {
     public let region: Region
     public let configuration: Configuration
     let table: PageTable
+    /// Hook for the systemd fd store: where setAttributes records conversions
+    /// durably (the `gmemd-state` file), or nil when nothing outlives the process.
+    let attributeRecorder: (any AttributeRecorder)?
     /// Counters for callers that do not bring their own.
     public let defaultCounters = AccessCounters()
     private let counterShards: Mutex<(live: [AccessCounters], retired: Statistics)>
@@ -41,7 +44,8 @@ public final class GuestMemory: Sendable {
     /// Creates a new region. `protection` is the seam for fault injection.
     public convenience init(
         _ configuration: Configuration,
-        protection: any PageProtection = KernelPageProtection()
+        protection: any PageProtection = KernelPageProtection(),
+        attributeRecorder: (any AttributeRecorder)? = nil
     ) throws(GmemError) {
         let geometry = try RegionGeometry(
             regionSize: configuration.size,
@@ -49,13 +53,19 @@ public final class GuestMemory: Sendable {
             folioSize: configuration.folioSize
         )
         let region = try Region(geometry: geometry, backing: configuration.backing, initiallyAccessible: configuration.directMap)
-        self.init(region: region, configuration: configuration, protection: protection)
+        self.init(region: region, configuration: configuration, protection: protection, attributeRecorder: attributeRecorder)
     }
 
     /// Serves an already mapped region, for instance one recovered from systemd's fd store.
-    public init(region: Region, configuration: Configuration, protection: any PageProtection = KernelPageProtection()) {
+    public init(
+        region: Region,
+        configuration: Configuration,
+        protection: any PageProtection = KernelPageProtection(),
+        attributeRecorder: (any AttributeRecorder)? = nil
+    ) {
         self.region = region
         self.configuration = configuration
+        self.attributeRecorder = attributeRecorder
         self.table = PageTable(region: region, protection: protection, protectsPages: !configuration.directMap)
         self.counterShards = Mutex(([self.defaultCounters], Statistics()))
     }

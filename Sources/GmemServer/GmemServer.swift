@@ -73,7 +73,7 @@ public final class GmemServer: Sendable {
                 throw GmemError(GmemError.Code(errno: saved), "chmod \(path): \(String(cString: strerror(saved)))")
             }
         case .inherited(let descriptor):
-            channel = try await bootstrap.withBoundSocket(descriptor: descriptor).get()
+            channel = try await bootstrap.withBoundSocket(descriptor).get()
         }
         let ownsSocketFile: Bool
         if case .path = listener { ownsSocketFile = true } else { ownsSocketFile = false }

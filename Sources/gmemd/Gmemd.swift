@@ -3,6 +3,7 @@ import Dispatch
 import GmemCore
 import GmemProtocol
 import GmemServer
+import GmemSystemd
 import Logging
 import NIOCore
 import NIOPosix
@@ -69,6 +70,12 @@ struct Gmemd: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .customLong("allow-group"), help: "Also allow peers whose primary group is this group name (repeatable).")
+    var allowGroups: [String] = []
+
+    @Flag(help: "Discard guest memory handed back by systemd's fd store and start a new region (new region_id).")
+    var resetRegion = false
+
     func validate() throws {
         guard UInt32(self.socketMode, radix: 8) != nil else {
             throw ValidationError("--socket-mode must be octal, such as 0600 or 0660")
@@ -84,30 +91,50 @@ struct Gmemd: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = self.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let environment = Environment.current
+        // Structured entries when stderr is the journal, readable lines elsewhere.
+        LogDestination.detect(journalStream: environment["JOURNAL_STREAM"]).bootstrap(level: self.logLevel)
         let logger = Logger(label: "gmemd")
+        let notifier = SystemdNotifier()
+        // Signals are caught from the start: one that arrives while the socket
+        // is being set up is held by the gate and acted on once gmemd serves.
+        let gate = ShutdownGate()
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { gate.signalled($0) }
 
-        let memory: GuestMemory
+        // Socket activation and the fd store: what the service manager handed over.
+        let inherited = InheritedDescriptors.take()
+        for extra in inherited.unrecognized {
+            logger.warning("closing an inherited fd: \(extra.reason)", metadata: ["fd": "\(extra.descriptor)", "fd_name": "\(extra.name)"])
+            close(extra.descriptor)
+        }
+        let allowedGroupIDs: [UInt32]
         do {
-            memory = try GuestMemory(
-                GuestMemory.Configuration(
+            allowedGroupIDs = try self.allowGroups.map(GroupLookup.id(named:))
+        } catch {
+            Self.exit(withMessage: error.reason)
+        }
+
+        let region: PersistentRegion
+        do {
+            region = try PersistentRegion.open(
+                configuration: GuestMemory.Configuration(
                     size: self.size.value,
                     folioSize: self.folioSize.map { Int($0.value) },
                     backing: self.backing,
                     directMap: self.directMap
-                )
+                ),
+                inherited: inherited,
+                resetRegion: self.resetRegion,
+                notifier: notifier,
+                logger: logger
             )
         } catch {
-            Self.exit(withMessage: "cannot create guest memory: \(error.reason)")
+            Self.exit(withMessage: inherited.hasStoredRegion ? error.reason : "cannot create guest memory: \(error.reason)")
         }
+        let memory = region.memory
 
         var configuration = ServerConfiguration(
-            socketPath: self.socket ?? SocketPath.resolveDefault(environment: Environment.current, uid: UInt32(getuid()))
+            socketPath: self.socket ?? SocketPath.resolveDefault(environment: environment, uid: UInt32(getuid()))
         )
         configuration.socketMode = UInt32(self.socketMode, radix: 8) ?? 0o600
         configuration.maxPayload = Int(self.maxPayload.value)
@@ -116,33 +143,41 @@ struct Gmemd: AsyncParsableCommand {
         configuration.frameTimeout = .nanoseconds(Int64(self.frameTimeout * 1e9))
         configuration.threads = self.threads
         configuration.access.allowedUIDs = Set(self.allowUIDs)
-        configuration.access.allowedGIDs = Set(self.allowGIDs)
+        configuration.access.allowedGIDs = Set(self.allowGIDs + allowedGroupIDs)
         configuration.access.readOnlyGID = self.readOnlyGID
+        configuration.recovered = region.recovered
+        configuration.regionID = region.regionID
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
         let server = GmemServer(memory: memory, configuration: configuration, group: group, threadPool: threadPool, logger: logger)
+        // An inherited listening socket is served as is; only without one is a socket file created.
+        let listener: GmemServer.Listener = inherited.listener.map { .inherited(descriptor: $0) } ?? .path
+        let socketDescription = inherited.listener.map { "inherited fd \($0)" } ?? configuration.socketPath
         do {
-            try await server.start()
+            try await server.start(listeningOn: listener)
         } catch let error as GmemError {
             Self.exit(withMessage: error.reason)
         } catch {
-            Self.exit(withMessage: "cannot listen on \(configuration.socketPath): \(error)")
+            Self.exit(withMessage: "cannot listen on \(socketDescription): \(error)")
         }
         logger.info(
             "serving",
             metadata: [
-                "socket": "\(configuration.socketPath)",
+                "socket": "\(socketDescription)",
                 "size": "\(ByteCount(memory.geometry.regionSize))",
                 "folio": "\(ByteCount(UInt64(memory.geometry.folioSize)))",
                 "backing": "\(self.backing.rawValue)",
                 "mode": "\(self.directMap ? "direct-map" : "no-direct-map")",
+                "region_id": "0x\(String(region.regionID, radix: 16))",
+                "recovered": "\(region.recovered)",
             ]
         )
-
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+        let lifecycle = ServiceLifecycle(server: server, region: region, group: group, notifier: notifier, logger: logger)
+        gate.arm { signal in
             logger.info("received signal \(signal); shutting down")
+            lifecycle.stopping(reason: "signal \(signal)")
             server.shutdown()
             // The 5 s promise: whatever still hangs after 4.5 s is cut off.
             DispatchQueue.global().asyncAfter(deadline: .now() + 4.5) {
@@ -150,10 +185,14 @@ struct Gmemd: AsyncParsableCommand {
                 Glibc.exit(0)
             }
         }
+        lifecycle.serving(summary: ServiceLifecycle.summary(server: server, region: region))
+        StallInjection(environment: environment)?.arm(group: group, logger: logger)
         try await server.closeFuture.get()
         signals.cancel()
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
+        // The region (and its fds, still in the fd store) is released only now.
+        withExtendedLifetime(region) {}
         logger.info("stopped")
     }
 
@@ -164,6 +203,22 @@ struct Gmemd: AsyncParsableCommand {
 }
 
 extension Backing: ExpressibleByArgument {}
+
+/// Group names for --allow-group, resolved once at start.
+enum GroupLookup {
+    static func id(named name: String) throws(GmemError) -> UInt32 {
+        var group = group()
+        var result: UnsafeMutablePointer<group>? = nil
+        var buffer = [CChar](repeating: 0, count: 16384)
+        // getgrnam_r: reentrant, and its errors are told apart from "no such group".
+        let status = getgrnam_r(name, &group, &buffer, buffer.count, &result)
+        guard status == 0, result != nil else {
+            let why = status == 0 ? "no such group" : String(cString: strerror(status))
+            throw GmemError(.invalidArgument, "--allow-group \(name): \(why)")
+        }
+        return UInt32(group.gr_gid)
+    }
+}
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
