@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "GmemCore", targets: ["GmemCore"]),
         .library(name: "GmemProtocol", targets: ["GmemProtocol"]),
         .library(name: "GmemClient", targets: ["GmemClient"]),
+        .library(name: "GmemTesting", targets: ["GmemTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -82,6 +83,9 @@ let package = Package(
 
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
         .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
+        // Test support for users of gmemd: spawn the real daemon, talk to it byte by byte.
+        .target(name: "GmemTesting", dependencies: ["GmemProtocol"]),
+        .testTarget(name: "GmemdEndToEndTests", dependencies: ["GmemTesting", "GmemProtocol"]),
         .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol"]),
         // Spawns the real gmemd binary: build the gmemd product before running these.
         .testTarget(name: "GmemSystemdTests", dependencies: ["GmemSystemd", "GmemCore", "GmemProtocol", "CGmemSys"]),

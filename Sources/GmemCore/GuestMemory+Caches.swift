@@ -34,7 +34,7 @@ extension GuestMemory {
         let cache = GuestPageCache(page: page, offset: offset, length: length, tag: tag, onInvalidation: onInvalidation)
         try self.table.withFolios(of: page..<(page + 1)) { () throws(GmemError) in
             try self.table.acquireLocked(page..<(page + 1))
-            self.table.caches(page).pointee.append(cache)
+            self.attach(cache, to: page)
             cache.state = .valid
         }
         self.table.counters.cacheActivations.increment(by: 1)
@@ -58,7 +58,7 @@ extension GuestMemory {
             cache.page = newPage
             cache.offset = offset
             cache.length = length
-            self.table.caches(newPage).pointee.append(cache)
+            self.attach(cache, to: newPage)
             cache.state = .valid
         }
         if self.table.zapBacklogPending.load(ordering: .relaxed) { self.table.retryBacklog() }
@@ -126,12 +126,27 @@ extension GuestMemory {
         }
     }
 
-    /// Removes `cache` from its page's list. The folio lock is held.
+    /// Adds `cache` to the list of `page`. The folio lock is held.
+    private func attach(_ cache: GuestPageCache, to page: Int) {
+        let list = self.table.caches(page)
+        cache.listIndex = list.pointee.count
+        list.pointee.append(cache)
+    }
+
+    /// Removes `cache` from its page's list in O(1): the last entry takes its
+    /// slot, so releasing thousands of caches on one page (per-vCPU
+    /// kvm-clocks, a dying connection) stays linear. The folio lock is held.
     func detach(_ cache: GuestPageCache) {
         let list = self.table.caches(cache.page)
-        if let index = list.pointee.firstIndex(where: { $0 === cache }) {
-            list.pointee.swapAt(index, list.pointee.count - 1)
-            list.pointee.removeLast()
+        let index = cache.listIndex
+        guard index < list.pointee.count, list.pointee[index] === cache else {
+            assertionFailure("cache not in its page's list")
+            return
+        }
+        let last = list.pointee.removeLast()
+        if last !== cache {
+            list.pointee[index] = last
+            last.listIndex = index
         }
     }
 }

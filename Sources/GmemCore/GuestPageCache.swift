@@ -33,6 +33,8 @@ public final class GuestPageCache: @unchecked Sendable {
     var offset: Int
     var length: Int
     var state: State
+    /// Where the cache sits in its page's list while valid, for O(1) removal.
+    var listIndex = 0
     let onInvalidation: InvalidationHandler?
 
     /// The owner's identifier, for instance a wire handle. The core never reads it.

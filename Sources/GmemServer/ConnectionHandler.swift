@@ -60,6 +60,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.context = context
         self.outbound = context.channel.allocator.buffer(capacity: 4096)
         self.logger.debug("connection opened")
+        // A peer that connects and never says HELLO would hold a connection
+        // slot forever: it gets the frame timeout too.
+        self.armFrameTimer(partial: true, restart: true)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -222,7 +225,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: The frame timeout
 
-    /// A frame counts from its first byte: the timer restarts whenever a
+    /// A frame counts from its first byte (HELLO from the accept): the timer restarts whenever a
     /// frame completes and another one has begun.
     private func armFrameTimer(partial: Bool, restart: Bool) {
         guard partial else {
@@ -234,7 +237,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.frameTimer?.cancel()
         let timeout = self.server.configuration.frameTimeout
         self.frameTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            self.logger.info("frame left half-sent for \(timeout.nanoseconds / 1_000_000) ms; closing the connection")
+            self.logger.info(
+                "no complete frame for \(timeout.nanoseconds / 1_000_000) ms (a half-sent frame, or no HELLO); closing the connection"
+            )
             self.state.close()
             context.close(promise: nil)
         }

@@ -64,10 +64,14 @@ public final class GmemServer: Sendable {
         case .path:
             let path = self.context.configuration.socketPath
             try SocketFile.prepare(path: path)
-            channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
-            // Tighten the mode at once: the file exists with the umask's mode
-            // for an instant, so clients must never rely on it before READY.
-            guard chmod(path, mode_t(self.context.configuration.socketMode)) == 0 else {
+            let mode = mode_t(self.context.configuration.socketMode)
+            // bind(2) creates the file with 0777 & ~umask. A umask of ~mode
+            // makes it appear with the final mode at once, never wider;
+            // nothing else creates files while the daemon starts.
+            let savedMask = umask(~mode & 0o777)
+            let bound = bootstrap.bind(unixDomainSocketPath: path)
+            channel = try await bound.always { _ in umask(savedMask) }.get()
+            guard chmod(path, mode) == 0 else {
                 let saved = errno
                 try? await channel.close()
                 throw GmemError(GmemError.Code(errno: saved), "chmod \(path): \(String(cString: strerror(saved)))")

@@ -88,15 +88,15 @@ struct RegionGeometryTests {
         #expect(try original.readBytes(at: gpa(page: 7), count: 3) == [1, 2, 3], "both map one file")
     }
 
-    @Test("adopting a bad descriptor fails with the errno and leaves nothing mapped")
+    // Counting /proc/self/maps lines around the call would race with the other
+    // tests of this process; failing at mmap means nothing was mapped.
+    @Test("adopting a bad descriptor fails at mmap with its errno")
     func adoptBadDescriptor() throws {
         let geometry = try RegionGeometry(regionSize: UInt64(4 * pageSize), pageSize: pageSize, folioSize: pageSize)
-        let before = ProcSelf.maps().count
         let error = expectGmemError(GmemError.Code(errno: EBADF)) {
             _ = try Region(adopting: 1_000_000, geometry: geometry, backing: .memfd, initiallyAccessible: false)
         }
         #expect(error?.reason.contains("mmap") == true)
-        #expect(ProcSelf.maps().count <= before)
     }
 
     @Test("errors carry their errno, a negative wire status and a reason")

@@ -1,0 +1,76 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the gmemd open source project
+//
+// DaemonProcess inspection: the daemon as the kernel sees it, from /proc/PID.
+//
+//===----------------------------------------------------------------------===//
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a process does with a signal, from the `SigIgn` and `SigCgt` masks of `/proc/PID/status`.
+public enum SignalDisposition: Hashable, Sendable {
+    /// The default action (SIGTERM: the process dies).
+    case `default`
+    /// Ignored: the signal is discarded.
+    case ignored
+    /// A handler is installed.
+    case caught
+}
+
+extension DaemonProcess {
+    /// The protection `/proc/PID/maps` shows for each guest page in `pages` of the daemon's `/memfd:gmemd-guest`
+    /// mapping: `---s` where the daemon cannot touch the page, `rw-s` where it can.
+    ///
+    /// This is the kernel's view, independent of PAGE_STATE: a test compares the two.
+    ///
+    /// - Parameter pages: guest page numbers (gpa / page size).
+    public func mapsProtections(
+        ofRegionIn pages: Range<Int>,
+        pageSize: Int = DaemonProcess.systemPageSize
+    ) throws -> [MappedProtection] {
+        try ProcMaps.protections(mapsText: try ProcMaps.read(pid: self.pid), pages: pages, pageSize: pageSize)
+    }
+
+    /// The protection of the one guest page holding `gpa`.
+    public func mapsProtection(
+        ofPageAt gpa: UInt64,
+        pageSize: Int = DaemonProcess.systemPageSize
+    ) throws -> MappedProtection {
+        let page = Int(gpa / UInt64(pageSize))
+        return try self.mapsProtections(ofRegionIn: page..<(page + 1), pageSize: pageSize)[0]
+    }
+
+    /// What the daemon currently does with `signal`.
+    public func disposition(of signal: Int32) throws -> SignalDisposition {
+        let status = try ProcMaps.readFile("/proc/\(self.pid)/status")
+        func mask(_ name: String) -> UInt64 {
+            for line in status.split(separator: "\n") where line.hasPrefix(name + ":") {
+                return UInt64(line.dropFirst(name.count + 1).drop(while: { $0 == "\t" || $0 == " " }), radix: 16) ?? 0
+            }
+            return 0
+        }
+        let bit = UInt64(1) << UInt64(signal - 1)
+        if mask("SigCgt") & bit != 0 { return .caught }
+        if mask("SigIgn") & bit != 0 { return .ignored }
+        return .default
+    }
+
+    /// Waits until the daemon has installed its handler for `signal` (gmemd handles SIGTERM and SIGINT once it has
+    /// finished starting).
+    ///
+    /// A test of graceful shutdown calls this before sending SIGTERM, so that it tests shutdown and not start-up:
+    /// a signal that arrives while the daemon still starts is a separate case, with its own test.
+    public func waitUntilCatching(_ signal: Int32, timeout: Duration = .seconds(10)) throws {
+        try waitUntil(
+            "gmemd (pid \(self.pid)) to install its handler for signal \(signal)",
+            timeout: timeout,
+            interval: .milliseconds(2)
+        ) {
+            if let status = self.exitStatus { throw GmemTestingError.daemonExited(status, stderr: self.stderr) }
+            return try self.disposition(of: signal) == .caught
+        }
+    }
+}

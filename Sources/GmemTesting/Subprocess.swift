@@ -1,0 +1,191 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the gmemd open source project
+//
+// Subprocess: a child process spawned with posix_spawn, waited for with a timeout.
+//
+//===----------------------------------------------------------------------===//
+
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process: the daemon under test, or a helper client (such as a `python3` script) that must run as a
+/// separate process because it changes its credentials or is killed with SIGKILL.
+///
+/// The child starts with default dispositions for the signals tests send (SIGTERM, SIGINT, SIGPIPE) and an empty
+/// signal mask, whatever the test runner uses. Its standard input is `/dev/null`; standard output goes to `/dev/null`,
+/// a file, or a pipe read with ``readOutput(until:timeout:)``; standard error to `/dev/null` or a file. Descriptors
+/// of the test process are not inherited: every descriptor this module opens is close-on-exec.
+///
+/// A child that is still running when the `Subprocess` is deinitialised is killed with SIGKILL and reaped.
+public final class Subprocess: Sendable {
+    /// Where a standard stream of the child goes.
+    public enum Output: Sendable, Hashable {
+        /// Discarded (`/dev/null`).
+        case discard
+        /// Appended to the file at this path, created if needed.
+        case file(String)
+        /// A stream to the test process; only for standard output, read with ``Subprocess/readOutput(until:timeout:)``.
+        case pipe
+    }
+
+    /// The child's process id.
+    public let pid: pid_t
+    /// The executable and arguments, for messages.
+    public let commandLine: [String]
+
+    private let exitStatus = Mutex<ExitStatus?>(nil)
+    private let outputPipe: Int32?
+    private let outputBuffer = Mutex<[UInt8]>([])
+
+    /// Spawns `executable` (an absolute path) with `arguments`.
+    ///
+    /// - Throws: ``GmemTestingError/systemCall(_:errno:)`` if the process cannot be spawned.
+    public init(
+        executable: String,
+        arguments: [String] = [],
+        standardOutput: Output = .discard,
+        standardError: Output = .discard
+    ) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+
+        var pipeRead: Int32? = nil
+        var pipeWrite: Int32 = -1
+        if standardOutput == .pipe {
+            // A socket pair rather than pipe(2): SOCK_CLOEXEC is atomic, so a child spawned concurrently by another
+            // test cannot inherit the write end and hold the stream open (pipe2 is hidden behind _GNU_SOURCE).
+            var fds: [Int32] = [-1, -1]
+            let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            guard socketpair(AF_UNIX, type, 0, &fds) == 0 else {
+                throw GmemTestingError.systemCall("socketpair", errno: errno)
+            }
+            pipeRead = fds[0]
+            pipeWrite = fds[1]
+            posix_spawn_file_actions_adddup2(&actions, pipeWrite, 1)
+        } else {
+            Self.addOutput(standardOutput, descriptor: 1, to: &actions)
+        }
+        Self.addOutput(standardError == .pipe ? .discard : standardError, descriptor: 2, to: &actions)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let commandLine = [executable] + arguments
+        var argv: [UnsafeMutablePointer<CChar>?] = commandLine.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, &argv, environ)
+        if pipeWrite >= 0 { close(pipeWrite) }
+        guard result == 0 else {
+            if let pipeRead { close(pipeRead) }
+            throw GmemTestingError.systemCall("posix_spawn \(executable)", errno: result)
+        }
+        self.pid = pid
+        self.commandLine = commandLine
+        self.outputPipe = pipeRead
+    }
+
+    private static func addOutput(_ output: Output, descriptor: Int32, to actions: inout posix_spawn_file_actions_t) {
+        switch output {
+        case .discard, .pipe:
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", O_WRONLY, 0)
+        case .file(let path):
+            posix_spawn_file_actions_addopen(&actions, descriptor, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
+    }
+
+    deinit {
+        if self.exitStatus.withLock({ $0 == nil }) {
+            Glibc.kill(self.pid, SIGKILL)
+            _ = try? self.wait(timeout: .seconds(10))
+        }
+        if let outputPipe { close(outputPipe) }
+    }
+
+    /// Sends `signal` to the child; does nothing once it has been reaped (its pid may be reused).
+    public func send(signal: Int32) {
+        self.exitStatus.withLock { status in
+            if status == nil { Glibc.kill(self.pid, signal) }
+        }
+    }
+
+    /// The exit status if the child has ended (reaping it), `nil` while it runs.
+    public func poll() -> ExitStatus? {
+        self.exitStatus.withLock { status in
+            if let status { return status }
+            var word: Int32 = 0
+            let result = waitpid(self.pid, &word, WNOHANG)
+            if result == self.pid {
+                status = ExitStatus(waitStatus: word)
+            } else if result < 0 && errno == ECHILD {
+                // Reaped by someone else (a SIGCHLD handler of the runner): the status is lost.
+                status = .exited(-1)
+            }
+            return status
+        }
+    }
+
+    /// Whether the child is still running.
+    public var isRunning: Bool {
+        self.poll() == nil
+    }
+
+    /// Waits for the child to end and returns how it ended.
+    ///
+    /// - Throws: ``GmemTestingError/timedOut(_:)`` if it still runs after `timeout`; it is left running.
+    @discardableResult
+    public func wait(timeout: Duration) throws -> ExitStatus {
+        var result: ExitStatus? = nil
+        try waitUntil(
+            "\(self.commandLine.first ?? "child") (pid \(self.pid)) to exit",
+            timeout: timeout,
+            interval: .milliseconds(2)
+        ) {
+            result = self.poll()
+            return result != nil
+        }
+        return result!
+    }
+
+    /// Reads the child's standard output (which must be ``Output/pipe``) until it contains `marker` or ends.
+    ///
+    /// - Returns: everything read so far, including `marker`.
+    /// - Throws: ``GmemTestingError/timedOut(_:)`` if neither happens within `timeout`.
+    public func readOutput(until marker: String? = nil, timeout: Duration) throws -> String {
+        guard let outputPipe else { return "" }
+        let deadline = Deadline(after: timeout)
+        return try self.outputBuffer.withLock { buffer in
+            func text() -> String { String(decoding: buffer, as: UTF8.self) }
+            while true {
+                if let marker, text().contains(marker) { return text() }
+                var descriptor = pollfd(fd: outputPipe, events: Int16(POLLIN), revents: 0)
+                let ready = Glibc.poll(&descriptor, 1, deadline.remainingMilliseconds)
+                if ready < 0 && errno == EINTR { continue }
+                guard ready > 0 else {
+                    throw GmemTestingError.timedOut("output of \(self.commandLine) (got: \(text()))")
+                }
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                let count = chunk.withUnsafeMutableBytes { Glibc.read(outputPipe, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return text() }  // End of output.
+                buffer.append(contentsOf: chunk[..<count])
+            }
+        }
+    }
+}

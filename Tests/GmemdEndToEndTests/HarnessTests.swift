@@ -1,0 +1,126 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the gmemd open source project
+//
+// HarnessTests: the GmemTesting library's own pieces, so that a daemon failure is never a harness bug.
+//
+//===----------------------------------------------------------------------===//
+
+import GmemProtocol
+import GmemTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("GmemTesting harness")
+struct HarnessTests {
+    static let mapsSample = """
+        55d0c0a00000-55d0c0a21000 r--p 00000000 08:01 1234                       /usr/bin/gmemd
+        7f0000000000-7f0000002000 ---s 00000000 00:01 99                         /memfd:gmemd-guest (deleted)
+        7f0000002000-7f0000003000 rw-s 00002000 00:01 99                         /memfd:gmemd-guest (deleted)
+        7f0000003000-7f0000005000 ---s 00003000 00:01 99                         /memfd:gmemd-guest (deleted)
+        7f0000005000-7f0000006000 r--s 00005000 00:01 99                         /memfd:gmemd-guest (deleted)
+        7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
+        7ffc00030000-7ffc00031000 rw-p 00000000 00:00 0
+        """
+
+    @Test("maps parsing: pages by file offset across split VMAs")
+    func parseMaps() throws {
+        let protections = try ProcMaps.protections(mapsText: Self.mapsSample, pages: 0..<6, pageSize: 4096)
+        #expect(protections.map(\.description) == ["---s", "---s", "rw-s", "---s", "---s", "r--s"])
+        #expect(protections.map(\.isAccessible) == [false, false, true, false, false, true])
+        #expect(protections[2] == .readWriteShared && protections[0] == .noneShared)
+        #expect(throws: GmemTestingError.self) {
+            try ProcMaps.protections(mapsText: Self.mapsSample, pages: 5..<7, pageSize: 4096)
+        }
+        #expect(throws: GmemTestingError.self) {
+            try ProcMaps.protections(mapsText: "", pages: 0..<1, pageSize: 4096)
+        }
+    }
+
+    @Test("maps parsing: two different files with the guest's name are ambiguous")
+    func ambiguousMaps() {
+        let text =
+            Self.mapsSample + "\n7f1000000000-7f1000001000 rw-s 00000000 00:01 100 /memfd:gmemd-guest (deleted)\n"
+        #expect(throws: GmemTestingError.self) {
+            try ProcMaps.protections(mapsText: text, pages: 0..<1, pageSize: 4096)
+        }
+    }
+
+    @Test("the gmemd binary is found next to the test bundle and the daemon's mapping is visible")
+    func locateAndInspect() throws {
+        let binary = try ExecutableLocator.gmemd()
+        #expect(binary.hasSuffix("/gmemd"))
+        let daemon = try DaemonProcess.start()
+        #expect(daemon.isRunning && daemon.pid > 0)
+        let pages = Int(regionSize / pageSize)
+        let protections = try daemon.mapsProtections(ofRegionIn: 0..<pages)
+        #expect(protections.count == pages)
+        #expect(protections.allSatisfy { $0 == .noneShared })
+        #expect(daemon.stderr.contains("serving"), "\(daemon.stderr)")
+        try daemon.waitUntilCatching(SIGTERM)
+        #expect(try daemon.disposition(of: SIGTERM) == .caught)
+        #expect(try daemon.disposition(of: SIGUSR2) == .default)
+        #expect(try daemon.terminate() == .exited(0))
+        #expect(!daemon.isRunning)
+        #expect(throws: GmemTestingError.self) { try daemon.mapsProtections(ofRegionIn: 0..<1) }
+    }
+
+    @Test("readiness is detected without connecting: the daemon has accepted no connection yet")
+    func readinessLeavesNoTrace() throws {
+        let daemon = try DaemonProcess.start()
+        #expect(UnixSocket.isListening(at: daemon.socketPath) == true)
+        #expect(UnixSocket.isListening(at: daemon.directory + "/nothing.sock") == false)
+        let connection = try daemon.connectWithHello()
+        let stats = try connection.statistics()
+        #expect(stats["connections_total"] == 1)
+        #expect(stats["connections"] == 1)
+    }
+
+    @Test("a daemon that cannot start is reported with its exit status and stderr")
+    func failedStart() {
+        do {
+            _ = try DaemonProcess.start(arguments: ["--max-gpcs", "0"])
+            Issue.record("gmemd accepted --max-gpcs 0")
+        } catch let GmemTestingError.daemonExited(status, stderr) {
+            #expect(status != .exited(0))
+            #expect(stderr.contains("max-gpcs"), "\(stderr)")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    @Test("subprocesses: exit codes, signals, piped output, timeouts")
+    func subprocesses() throws {
+        let shell = "/bin/sh"
+        let exiting = try Subprocess(executable: shell, arguments: ["-c", "echo hello; exit 3"], standardOutput: .pipe)
+        #expect(try exiting.readOutput(timeout: .seconds(5)) == "hello\n")
+        #expect(try exiting.wait(timeout: .seconds(5)) == .exited(3))
+
+        let sleeper = try Subprocess(
+            executable: shell,
+            arguments: ["-c", "echo up; exec sleep 30"],
+            standardOutput: .pipe
+        )
+        #expect(try sleeper.readOutput(until: "up", timeout: .seconds(5)).hasPrefix("up"))
+        #expect(throws: GmemTestingError.self) { try sleeper.wait(timeout: .milliseconds(50)) }
+        sleeper.send(signal: SIGTERM)
+        #expect(try sleeper.wait(timeout: .seconds(5)) == .signaled(SIGTERM))
+        #expect(ExitStatus(waitStatus: 0x0100) == .exited(1))
+        #expect(ExitStatus(waitStatus: 9) == .signaled(9))
+    }
+
+    @Test("raw connections: a closed socket reads as end of stream, a silent one times out")
+    func rawConnection() throws {
+        let daemon = try DaemonProcess.start()
+        let connection = try daemon.connect()
+        let started = ContinuousClock.now
+        #expect(throws: GmemTestingError.self) { try connection.receiveFrame(timeout: .milliseconds(100)) }
+        #expect(started.duration(to: .now) >= .milliseconds(90))
+        #expect(try connection.waitForClose(timeout: .milliseconds(50)) == false)
+        daemon.kill()
+        #expect(try connection.receiveFrame(timeout: .seconds(5)) == nil)
+    }
+}
