@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
     ],
     targets: [
         // Thin C shims for the Linux calls Swift cannot make directly
@@ -76,9 +77,14 @@ let package = Package(
             ]
         ),
 
+        // Benchmarks: `gmem-bench startup`, `run`, `raw-server`, `protect-pair`, `suite` (Benchmarks/README.md).
         .executableTarget(
             name: "gmem-bench",
-            dependencies: ["GmemCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "GmemCore", "GmemProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
 
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),

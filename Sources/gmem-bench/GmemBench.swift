@@ -5,14 +5,15 @@ import GmemCore
 import Glibc
 #endif
 
-/// Benchmarks of the guest-memory core. Each subcommand measures one thing
-/// and prints a short, human-readable report.
+/// Benchmarks of gmemd. Each subcommand measures one thing and prints a short,
+/// human-readable report (or JSON with --json where offered).
 @main
 struct GmemBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gmem-bench",
-        abstract: "Benchmarks for the gmemd guest-memory core.",
-        subcommands: [Startup.self]
+        abstract: "Benchmarks for gmemd: the core's start-up, the served protocol against a raw baseline, the target suite.",
+        discussion: "Measure with release builds (swift build -c release). See Benchmarks/README.md.",
+        subcommands: [Startup.self, RunCommand.self, RawServerCommand.self, ProtectPairCommand.self, SuiteCommand.self]
     )
 }
 

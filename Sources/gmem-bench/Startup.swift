@@ -22,6 +22,7 @@ struct Startup: ParsableCommand {
     }
 
     func run() throws {
+        warnIfDebug(allow: true)
         let clock = ContinuousClock()
         let configuration = GuestMemory.Configuration(
             size: self.size.bytes,
