@@ -108,6 +108,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // The read burst is over: its pages become inaccessible again unless
+        // someone else holds them. Every frame the burst decoded shared one
+        // reference per page, so a hot page is restored and zapped once.
+        self.server.memory.release(&self.held)
         context.flush()
         context.fireChannelReadComplete()
     }
@@ -142,8 +146,6 @@ final class ConnectionHandler: ChannelInboundHandler {
             completedFrame = true
         }
         self.isDispatching = false
-        // The batch is over: its pages become inaccessible again unless someone else holds them.
-        self.server.memory.release(&self.held)
         self.armFrameTimer(partial: buffer.readableBytes > 0 && !self.isPaused, restart: completedFrame)
     }
 
@@ -289,6 +291,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             self.dispatchFrames(&pending)
             if pending.readableBytes > 0 { self.inbound = pending }
         }
+        self.server.memory.release(&self.held)
         self.writeOutbound(flush: true)
     }
 }
