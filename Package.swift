@@ -95,6 +95,28 @@ let package = Package(
         .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol"]),
         // Spawns the real gmemd binary: build the gmemd product before running these.
         .testTarget(name: "GmemSystemdTests", dependencies: ["GmemSystemd", "GmemCore", "GmemProtocol", "CGmemSys"]),
+
+        // Fuzzing (Fuzz/README.md): the harness over the real connection handler,
+        // the gmem-fuzz target (a replayer unless Fuzz/run.sh builds it with
+        // libFuzzer), and a test that replays the seed corpus and every saved
+        // finding on each test run.
+        .target(
+            name: "GmemFuzzHarness",
+            dependencies: [
+                "GmemCore", "GmemServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Fuzz/Sources/GmemFuzzHarness"
+        ),
+        .target(name: "CGmemFuzz", path: "Fuzz/Sources/CGmemFuzz"),
+        .executableTarget(name: "gmem-fuzz", dependencies: ["GmemFuzzHarness", "CGmemFuzz"], path: "Fuzz/Sources/gmem-fuzz"),
+        .testTarget(
+            name: "GmemFuzzRegressionTests",
+            dependencies: ["GmemFuzzHarness"],
+            path: "Fuzz/Tests/GmemFuzzRegressionTests"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -21,4 +21,7 @@ bash systemd/verify.sh "$(swift build --show-bin-path)/gmemd"
 step "Model-checking the map/unmap protocol (spin), with the seed design's refutation"
 bash proto/model/check.sh
 
+step "Fault campaign against the real gmemd"
+GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash scripts/fault-campaign.sh
+
 step "All checks passed"

@@ -11,7 +11,10 @@ public struct ServerConfiguration: Sendable {
     public var socketPath: String
     /// The socket file's mode, 0600 by default: guest memory is private.
     public var socketMode: UInt32 = 0o600
+    /// At least ``minimumMaxPayload``; smaller values are raised to it.
     public var maxPayload: Int = WireProtocol.defaultMaxPayload
+    /// The protocol's floor for max_payload: every fixed reply (HELLO, STATS) fits in it.
+    public static let minimumMaxPayload = 4096
     public var maxCachesPerConnection: Int = 4096
     public var maxConnections: Int = 1024
     /// A frame left half-sent for longer than this closes its connection.

@@ -20,6 +20,8 @@ final class ServerContext: Sendable {
 
     init(memory: GuestMemory, configuration: ServerConfiguration, logger: Logger, threadPool: NIOThreadPool) {
         self.memory = memory
+        var configuration = configuration
+        configuration.maxPayload = max(configuration.maxPayload, ServerConfiguration.minimumMaxPayload)
         self.configuration = configuration
         self.logger = logger
         self.threadPool = threadPool

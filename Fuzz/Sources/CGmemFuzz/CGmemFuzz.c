@@ -1,0 +1,2 @@
+// Declarations only (include/CGmemFuzz.h): libFuzzer defines them.
+#include "CGmemFuzz.h"

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Runs gmemd's tests under the sanitizers.
+#
+#   scripts/sanitizers.sh [thread|address|all]      default: all
+#
+# thread   the concurrency stress tests (GmemCoreTests, suite "Concurrency
+#          stress", ConcurrencyStressTests) under ThreadSanitizer,
+#          scratch path .build-tsan.
+# address  the end-to-end suite (GmemdEndToEndTests) under AddressSanitizer,
+#          scratch path .build-asan. The gmemd those tests spawn is the ASan
+#          build (GMEMD_BINARY=.build-asan/debug/gmemd), so a memory error or
+#          leak in the daemon is reported too. Then the fault campaign
+#          (scripts/fault-campaign.sh --quick) against the same ASan gmemd,
+#          unless GMEM_SANITIZE_CAMPAIGN=0.
+#
+# Every sanitizer report, from the test runner or from any gmemd it spawned,
+# is written under .build-sanitizers/<kind>/ (log_path) and fails the run: a
+# daemon's report would otherwise vanish with its stderr. Nothing is
+# suppressed; a suppression needs a written reason next to it here.
+# Prints each step's wall time. Exit status 1 if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-all}
+case "$what" in thread | address | all) ;; *) echo "usage: $0 [thread|address|all]" >&2; exit 2 ;; esac
+
+# The Swift runtime's crash backtracer reads memory the sanitizers call wild;
+# let the sanitizer report the crash instead.
+export SWIFT_BACKTRACE=enable=no
+
+logs="$PWD/.build-sanitizers"
+failures=()
+timings=()
+
+now() { date +%s; }
+step() { printf '\n==> %s\n' "$*"; }
+record() { timings+=("$(printf '%-44s %5d s  %s' "$1" "$2" "$3")"); }
+
+# Prints the reports under $1 and returns 1 if there are any.
+check_reports() {
+    local directory=$1 found=0
+    for report in "$directory"/*; do
+        [ -s "$report" ] || continue
+        found=1
+        echo "---- $report"
+        head -60 "$report"
+    done
+    return $found
+}
+
+run_thread() {
+    local reports="$logs/tsan" started status
+    rm -rf "$reports" && mkdir -p "$reports"
+    export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:history_size=4:log_path=$reports/tsan"
+
+    step "ThreadSanitizer: building (.build-tsan)"
+    started=$(now)
+    swift build --build-tests --sanitize=thread --scratch-path .build-tsan >"$logs/tsan-build.log" 2>&1
+    status=$?
+    record "tsan: build (all test targets)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    if [ $status -ne 0 ]; then
+        tail -30 "$logs/tsan-build.log"
+        failures+=("tsan build (log: $logs/tsan-build.log)")
+        return
+    fi
+
+    step "ThreadSanitizer: the concurrency stress tests"
+    started=$(now)
+    swift test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan \
+        --filter 'GmemCoreTests\.ConcurrencyStressTests' 2>&1 | tee "$logs/tsan-test.log" | tail -15
+    status=${PIPESTATUS[0]}
+    local ran
+    ran=$(grep -cE '^(✔|✘) Test "|Test Case .* (passed|failed)' "$logs/tsan-test.log" || true)
+    record "tsan: ConcurrencyStressTests ($ran tests)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    [ $status -eq 0 ] || failures+=("tsan: the stress tests failed (log: $logs/tsan-test.log)")
+    [ "$ran" -gt 0 ] || failures+=("tsan: the filter matched no stress test")
+    check_reports "$reports" || failures+=("tsan: ThreadSanitizer reports in $reports")
+    unset TSAN_OPTIONS
+}
+
+run_address() {
+    local reports="$logs/asan" started status
+    rm -rf "$reports" && mkdir -p "$reports"
+    export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan:abort_on_error=0"
+
+    step "AddressSanitizer: building (.build-asan), gmemd included"
+    started=$(now)
+    swift build --build-tests --sanitize=address --scratch-path .build-asan >"$logs/asan-build.log" 2>&1 \
+        && swift build --sanitize=address --scratch-path .build-asan --product gmemd >>"$logs/asan-build.log" 2>&1
+    status=$?
+    record "asan: build (all test targets and gmemd)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    if [ $status -ne 0 ]; then
+        tail -30 "$logs/asan-build.log"
+        failures+=("asan build (log: $logs/asan-build.log)")
+        return
+    fi
+    local gmemd="$PWD/.build-asan/debug/gmemd"
+    # (grep without -q reads all of nm's output: no SIGPIPE failing the pipeline)
+    if ! { nm "$gmemd" 2>/dev/null; nm -D "$gmemd" 2>/dev/null; } | grep __asan_init >/dev/null; then
+        failures+=("asan: $gmemd is not an AddressSanitizer build")
+        return
+    fi
+
+    step "AddressSanitizer: the end-to-end suite against the ASan gmemd"
+    started=$(now)
+    GMEMD_BINARY="$gmemd" swift test --skip-build --disable-xctest --sanitize=address --scratch-path .build-asan \
+        --filter 'GmemdEndToEndTests' 2>&1 | tee "$logs/asan-test.log" | tail -15
+    status=${PIPESTATUS[0]}
+    local ran
+    ran=$(grep -cE '^(✔|✘) Test "|Test Case .* (passed|failed)' "$logs/asan-test.log" || true)
+    record "asan: GmemdEndToEndTests ($ran tests)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    [ $status -eq 0 ] || failures+=("asan: the end-to-end tests failed (log: $logs/asan-test.log)")
+    [ "$ran" -gt 0 ] || failures+=("asan: the filter matched no end-to-end test")
+
+    if [ "${GMEM_SANITIZE_CAMPAIGN:-1}" != 0 ]; then
+        step "AddressSanitizer: the fault campaign against the ASan gmemd"
+        started=$(now)
+        GMEMD_BINARY="$gmemd" GMEM_CAMPAIGN_SANITIZER=address bash scripts/fault-campaign.sh --quick 2>&1 | tee "$logs/asan-campaign.log" | tail -25
+        status=${PIPESTATUS[0]}
+        record "asan: fault campaign (--quick)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+        [ $status -eq 0 ] || failures+=("asan: the fault campaign failed (log: $logs/asan-campaign.log)")
+    fi
+    check_reports "$reports" || failures+=("asan: AddressSanitizer reports in $reports")
+    unset ASAN_OPTIONS
+}
+
+mkdir -p "$logs"
+total_started=$(now)
+case "$what" in
+    thread) run_thread ;;
+    address) run_address ;;
+    all) run_thread; run_address ;;
+esac
+
+printf '\nsanitizer summary (%s cores)\n' "$(nproc)"
+for line in "${timings[@]}"; do echo "  $line"; done
+echo "  total: $(($(now) - total_started)) s"
+if [ ${#failures[@]} -gt 0 ]; then
+    printf '  FAILED: %s\n' "${failures[@]}"
+    exit 1
+fi
+echo "  all sanitizer runs clean"
