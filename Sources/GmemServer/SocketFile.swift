@@ -12,6 +12,7 @@ enum SocketFile {
         guard path.utf8.count <= SocketPath.maximumLength else {
             throw GmemError(.invalidArgument, "socket path \(path) is longer than \(SocketPath.maximumLength) bytes")
         }
+        try Self.createParentDirectory(of: path)
         var status = stat()
         guard lstat(path, &status) == 0 else { return }  // Nothing there: bind creates it.
         guard status.st_mode & S_IFMT == S_IFSOCK else {
@@ -23,6 +24,20 @@ enum SocketFile {
         // Nobody listens: the file is left over from a daemon that died.
         guard unlink(path) == 0 || errno == ENOENT else {
             throw GmemError(GmemError.Code(errno: errno), "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Creates the socket's directory (one level, mode 0755) when it is
+    /// missing, as for the default /run/gmemd outside systemd, whose socket
+    /// unit creates it otherwise.
+    static func createParentDirectory(of path: String) throws {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let directory = String(path[..<slash])
+        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+            throw GmemError(
+                GmemError.Code(errno: errno),
+                "cannot create the socket directory \(directory): \(String(cString: strerror(errno)))"
+            )
         }
     }
 
