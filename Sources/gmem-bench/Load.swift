@@ -219,7 +219,9 @@ struct RequestPlan {
             let handle = self.nextHandle()
             try self.data.withUnsafeBytes { try Request.gpcWrite(handle: handle, offset: 0, data: $0).encode(id: id, into: &out) }
         case .mixed:
-            fatalError("resolved above")
+            // Unreachable: `.mixed` was replaced by a concrete operation above. A PING keeps
+            // the pipeline's accounting right even if that ever changed.
+            try self.data.withUnsafeBytes { try Request.ping($0).encode(id: id, into: &out) }
         }
         return length
     }
