@@ -157,10 +157,12 @@ struct Gmemd: AsyncParsableCommand {
         let socketDescription = inherited.listener.map { "inherited fd \($0)" } ?? configuration.socketPath
         do {
             try await server.start(listeningOn: listener)
-        } catch let error as GmemError {
-            Self.exit(withMessage: error.reason)
         } catch {
-            Self.exit(withMessage: "cannot listen on \(socketDescription): \(error)")
+            // Stop the threads before exiting: a failed start must leave nothing
+            // running (LeakSanitizer in scripts/sanitizers.sh checks this path).
+            try? await threadPool.shutdownGracefully()
+            try? await group.shutdownGracefully()
+            Self.exit(withMessage: (error as? GmemError)?.reason ?? "cannot listen on \(socketDescription): \(error)")
         }
         logger.info(
             "serving",
