@@ -7,8 +7,8 @@ let package = Package(
     products: [
         .library(name: "GmemCore", targets: ["GmemCore"]),
         .library(name: "GmemProtocol", targets: ["GmemProtocol"]),
-        .library(name: "GmemClient", targets: ["GmemClient"]),
         .library(name: "GmemTesting", targets: ["GmemTesting"]),
+        .library(name: "GmemClient", targets: ["GmemClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -39,7 +39,6 @@ let package = Package(
             ]
         ),
 
-
         // systemd integration: libsystemd (sd_notify, sd_listen_fds, the journal),
         // readiness, watchdog, the fd store and its attribute state file.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
@@ -58,7 +57,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-
 
         // Layer 4: an async client library over one pipelined connection, and the operator's CLI.
         .target(
@@ -89,6 +87,7 @@ let package = Package(
 
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
         .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
+
         // Test support for users of gmemd: spawn the real daemon, talk to it byte by byte.
         .target(name: "GmemTesting", dependencies: ["GmemProtocol"]),
         .testTarget(name: "GmemdEndToEndTests", dependencies: ["GmemTesting", "GmemProtocol"]),

@@ -52,7 +52,12 @@ public enum FuzzHarness {
 
     /// Runs one input. Returns the violations found; empty means every check held.
     public static func run(_ bytes: UnsafeRawBufferPointer) -> [String] {
-        let input = FuzzInput(bytes)
+        Self.run(FuzzInput(bytes))
+    }
+
+    /// Runs an input whose options a test may have changed (for instance a
+    /// max_payload that no control byte chooses).
+    public static func run(_ input: FuzzInput) -> [String] {
         let setup = Self.setups[input.memoryChoice]
         var session = Session(input: input, setup: setup)
         session.run()
@@ -126,7 +131,9 @@ struct Session {
             regionSize: setup.memory.geometry.regionSize,
             directMap: setup.directMap,
             readOnly: input.readOnly,
-            maxPayload: input.maxPayload,
+            // The server raises a smaller max_payload to its floor, so that
+            // every fixed reply (HELLO, STATS) fits; HELLO reports the result.
+            maxPayload: max(input.maxPayload, ServerConfiguration.minimumMaxPayload),
             maxCaches: FuzzHarness.maxCaches
         )
     }
@@ -219,7 +226,7 @@ struct Session {
                 id: stream.u32(self.cursor + 8),
                 status: Int32(bitPattern: stream.u32(self.cursor + 12))
             )
-            if header.length < 16 || Int(header.length) > 16 + self.input.maxPayload {
+            if header.length < 16 || Int(header.length) > 16 + self.model.maxPayload {
                 // Rule 1: -EMSGSIZE with the header's opcode and id, then close.
                 guard let reply = self.nextReply(for: header) else { return }
                 self.expectError(reply, -Errno.EMSGSIZE, "a frame length of \(header.length)")
@@ -249,7 +256,7 @@ struct Session {
         var offset = 0
         while self.output.count - offset >= 16 {
             let length = self.output.u32(offset)
-            guard length >= 16, Int(length) <= 16 + self.input.maxPayload else {
+            guard length >= 16, Int(length) <= 16 + self.model.maxPayload else {
                 return self.violation("after \(label): the daemon sent a frame of length \(length)")
             }
             guard self.output.count - offset >= Int(length) else { break }

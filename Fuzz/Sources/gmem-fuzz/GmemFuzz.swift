@@ -25,14 +25,20 @@ import CGmemFuzz
 public func gmemFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     var argc = argc
     var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-        let violations = FuzzHarness.run(UnsafeRawBufferPointer(start: data, count: size))
-        if !violations.isEmpty {
-            for violation in violations { GmemFuzz.printError("gmem-fuzz: VIOLATION: \(violation)") }
-            abort()
-        }
-        return 0
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) }
+}
+
+/// Also exported under libFuzzer's usual name: the linker pulls libFuzzer's
+/// own main (which calls it) out of the runtime archive, although SwiftPM's
+/// `main` = `gmem_fuzz_main` is the one that runs.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let violations = FuzzHarness.run(UnsafeRawBufferPointer(start: data, count: size))
+    if !violations.isEmpty {
+        for violation in violations { GmemFuzz.printError("gmem-fuzz: VIOLATION: \(violation)") }
+        abort()
     }
+    return 0
 }
 #else
 @main

@@ -27,6 +27,18 @@ struct FuzzRegressionTests {
         #expect(violations.isEmpty, "\(path): \(violations.joined(separator: "\n"))")
     }
 
+    /// The first finding: with `--max-payload 64` the STATS reply (313 bytes)
+    /// outgrew max_payload. The server now raises max_payload to its floor
+    /// (4 KiB); HELLO must report that and every reply must fit it.
+    @Test("a max_payload below the floor is raised, and STATS fits it", arguments: [16, 64, 300, 4095])
+    func maxPayloadFloor(_ requested: Int) throws {
+        let bytes = try [UInt8](Data(contentsOf: Self.fuzzDirectory.appendingPathComponent("regressions/stats-reply-exceeds-max-payload")))
+        var input = FuzzInput(bytes.withUnsafeBytes { $0 })
+        input.maxPayload = requested
+        let violations = FuzzHarness.run(input)
+        #expect(violations.isEmpty, "max_payload \(requested): \(violations.joined(separator: "\n"))")
+    }
+
     @Test("the seed corpus passes")
     func corpus() throws {
         let paths = Self.inputs(in: "corpus")
