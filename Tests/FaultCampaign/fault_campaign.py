@@ -144,6 +144,7 @@ def case_killed_clients(case):
     rounds = 12 if case.quick else 40
     shared_pages = [3, 4, 5]  # every child activates GPCs here: many references per page
     acked = {}  # slot page -> last sequence number a child reported acknowledged
+    rounds_holding = gpcs_held = 0
     with daemon.connect() as observer:
         for index in range(rounds):
             slot = 100 + index
@@ -179,6 +180,9 @@ def case_killed_clients(case):
             pid = child_process(body)
             os.close(write_fd)
             time.sleep(case.rng.uniform(0.005, 0.08))
+            held = observer.stats()["gpc_active"]  # GPCs the child holds as it dies
+            rounds_holding += 1 if held else 0
+            gpcs_held += held
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             reported = b""
@@ -208,7 +212,8 @@ def case_killed_clients(case):
             if got_slot != slot or got_sequence < sequence or not uniform:
                 case.fail("slot %d: acknowledged write %d lost (page holds slot %d sequence %d, uniform %s)" % (
                     slot, sequence, got_slot, got_sequence, uniform))
-    case.notes.append("%d slots verified" % len(acked))
+    case.notes.append("%d of %d children held GPCs when killed (%d GPCs released); %d slots verified" % (
+        rounds_holding, case.iterations, gpcs_held, len(acked)))
     case.check_serves(daemon)
 
 
