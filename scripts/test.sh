@@ -24,4 +24,10 @@ bash proto/model/check.sh
 step "Fault campaign against the real gmemd"
 GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash scripts/fault-campaign.sh
 
+step "Fuzzing the frame decoder and request handler (libFuzzer + ASan, 60 s)"
+bash Fuzz/run.sh 60
+
+step "Sanitizers: TSan on the core's concurrency tests, ASan on the end-to-end suite and the campaign"
+bash scripts/sanitizers.sh all
+
 step "All checks passed"
