@@ -20,6 +20,9 @@
 # suppressed; a suppression needs a written reason next to it here. The XCTest
 # runner is skipped (--disable-xctest): every suite is Swift Testing, and an
 # empty XCTest run only adds LeakSanitizer reports about XCTest's own objects.
+# gmemd's own locks are pthread mutexes (GmemCore's Locked), which TSan
+# intercepts; Synchronization.Mutex is not used in what TSan runs, because its
+# Linux implementation is invisible to TSan (see Locked.swift).
 # Prints each step's wall time. Exit status 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,3 @@
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -37,7 +36,7 @@ public final class GuestMemory: Sendable {
     let attributeRecorder: (any AttributeRecorder)?
     /// Counters for callers that do not bring their own.
     public let defaultCounters = AccessCounters()
-    private let counterShards: Mutex<(live: [AccessCounters], retired: Statistics)>
+    private let counterShards: Locked<(live: [AccessCounters], retired: Statistics)>
 
     public var geometry: RegionGeometry { self.region.geometry }
 
@@ -67,7 +66,7 @@ public final class GuestMemory: Sendable {
         self.configuration = configuration
         self.attributeRecorder = attributeRecorder
         self.table = PageTable(region: region, protection: protection, protectsPages: !configuration.directMap)
-        self.counterShards = Mutex(([self.defaultCounters], Statistics()))
+        self.counterShards = Locked(([self.defaultCounters], Statistics()))
     }
 
     // MARK: Transient access

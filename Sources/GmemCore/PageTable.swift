@@ -72,9 +72,9 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
 
     private let slots: UnsafeMutablePointer<Atomic<UInt>>
     /// Serializes chunk creation and bulk conversion of uniform chunks.
-    private let slotLock = Mutex<Void>(())
+    private let slotLock = Locked<Void>(())
     /// Pages whose zap failed: each holds one reference owned by the backlog.
-    let zapBacklog = Mutex<[Int]>([])
+    let zapBacklog = Locked<[Int]>([])
     let zapBacklogPending = Atomic<Bool>(false)
 
     init(region: Region, protection: any PageProtection, protectsPages: Bool) {

@@ -3,7 +3,6 @@ import GmemCore
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -34,8 +33,8 @@ public final class GmemServer: Sendable {
 
     let context: ServerContext
     let group: any EventLoopGroup
-    private let state = Mutex<State>(.idle)
-    private let children = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let state = Locked<State>(.idle)
+    private let children = Locked<[ObjectIdentifier: any Channel]>([:])
     private let closed: EventLoopPromise<Void>
 
     public var memory: GuestMemory { self.context.memory }

@@ -1,4 +1,5 @@
 import Dispatch
+import GmemCore
 import Synchronization
 
 /// Keeps `systemctl status` current: sends STATUS= with a fresh one-line
@@ -14,7 +15,7 @@ public final class StatusReporter: @unchecked Sendable {  // Immutable; Dispatch
     private let notifier: any ServiceNotifier
     private let timer: any DispatchSourceTimer
     private let started = Atomic<Bool>(false)
-    private let last = Mutex<String>("")
+    private let last = Locked<String>("")
 
     public init(period: Duration = StatusReporter.defaultPeriod, notifier: any ServiceNotifier, summary: @escaping @Sendable () -> String) {
         // A queue of its own: the timer must never wait behind the serving threads.

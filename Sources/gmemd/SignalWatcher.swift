@@ -1,4 +1,5 @@
 import Dispatch
+import GmemCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -52,7 +53,7 @@ final class SignalWatcher: @unchecked Sendable {  // Immutable; DispatchSource i
 /// manager may stop a service the moment its socket answers) and acts on it
 /// once the server serves and ``arm(_:)`` supplies the shutdown.
 final class ShutdownGate: Sendable {
-    private let state = Mutex<(pending: Int32?, action: (@Sendable (Int32) -> Void)?)>((nil, nil))
+    private let state = Locked<(pending: Int32?, action: (@Sendable (Int32) -> Void)?)>((nil, nil))
 
     /// Called by the signal watcher for every signal.
     func signalled(_ number: Int32) {

@@ -20,7 +20,7 @@ struct ConcurrencyStressTests {
         let reads = Atomic<Int>(0)
         let writes = Atomic<Int>(0)
         let operations = Atomic<Int>(0)
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
 
         func fail(_ message: String) { self.failures.withLock { if $0.count < 20 { $0.append(message) } } }
     }

@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 
 @testable import GmemCore
@@ -8,7 +7,7 @@ import Testing
 @Suite("Conversion and discard")
 struct ConversionTests {
     final class Recorder: Sendable {
-        let events = Mutex<[(tag: UInt64, reason: InvalidationReason)]>([])
+        let events = Locked<[(tag: UInt64, reason: InvalidationReason)]>([])
         var handler: GuestPageCache.InvalidationHandler { { cache, reason in self.events.withLock { $0.append((cache.tag, reason)) } } }
         var all: [(tag: UInt64, reason: InvalidationReason)] { self.events.withLock { $0 } }
     }

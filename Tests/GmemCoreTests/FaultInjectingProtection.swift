@@ -1,5 +1,4 @@
 import GmemCore
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -30,7 +29,7 @@ final class FaultInjectingProtection: PageProtection {
     }
 
     private let kernel = KernelPageProtection()
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init() {}
 

@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 
 @testable import GmemCore
@@ -142,7 +141,7 @@ struct GuestPageCacheTests {
     @Test("the invalidation handler gets the cache, its tag and the reason")
     func handler() throws {
         let memory = try makeMemory(pages: 4)
-        let seen = Mutex<[(UInt64, InvalidationReason)]>([])
+        let seen = Locked<[(UInt64, InvalidationReason)]>([])
         let record: GuestPageCache.InvalidationHandler = { cache, reason in seen.withLock { $0.append((cache.tag, reason)) } }
         let a = try memory.activateCache(at: gpa(page: 0), length: 8, tag: 1, onInvalidation: record)
         let b = try memory.activateCache(at: gpa(page: 1), length: 8, tag: 2, onInvalidation: record)

@@ -100,7 +100,7 @@ struct PerVCPUCacheTests {
         let page = 1
         try memory.writeBytes(pattern(pageSize, seed: 6), at: gpa(page: page))
         let caches = try (0..<Self.vcpus).map { try memory.activateCache(at: gpa(page: page, offset: $0 * Self.stride), length: 32) }
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         let started = Atomic<Int>(0)
         let group = DispatchGroup()
         for vcpu in 0..<Self.vcpus {
