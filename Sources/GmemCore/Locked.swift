@@ -2,24 +2,24 @@
 import Glibc
 #endif
 
-/// A value that is only read or changed with a pthread mutex held.
+/// A pthread mutex, for locks that guard no single value (``PageTable``'s
+/// slot installs) and as the lock of ``Locked``.
 ///
-/// gmemd uses this instead of `Synchronization.Mutex`. On Linux that type
-/// locks with atomics and futex calls inside the standard library, which is
-/// not built with ThreadSanitizer, so TSan sees no ordering between two
-/// critical sections and reports every value it guards as a race (reproduced
-/// with four threads appending to a `Mutex<[Int]>`). TSan intercepts
-/// `pthread_mutex_lock`, so it checks what a `Locked` guards instead of
-/// crying wolf; scripts/sanitizers.sh depends on that.
+/// gmemd uses pthread mutexes instead of `Synchronization.Mutex`. On Linux
+/// that type locks with atomics and futex calls inside the standard library,
+/// which is not built with ThreadSanitizer, so TSan sees no ordering between
+/// two critical sections and reports every value it guards as a race
+/// (reproduced with four threads appending to a `Mutex<[Int]>`: three or four
+/// reports a run). TSan intercepts `pthread_mutex_lock`, so it checks what
+/// these locks guard instead of crying wolf; scripts/sanitizers.sh relies on
+/// that.
 ///
 /// Not for the hot path: the per-folio locks of ``PageTable`` are plain
 /// pthread mutexes in the chunk's own storage.
-public final class Locked<Value> {
+public final class PThreadLock: @unchecked Sendable {  // The mutex is only used through pthread calls.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline var value: Value
 
-    public init(_ value: Value) {
-        self.value = value
+    public init() {
         self.mutex = .allocate(capacity: 1)
         pthread_mutex_init(self.mutex, nil)
     }
@@ -29,15 +29,13 @@ public final class Locked<Value> {
         self.mutex.deallocate()
     }
 
-    /// Runs `body` with the mutex held. `body` must not call `withLock` on the
-    /// same instance: the mutex is not recursive.
+    /// Runs `body` with the mutex held. Not recursive: `body` must not take
+    /// the same lock again.
     @inlinable
-    public func withLock<Result, Failure: Error>(
-        _ body: (inout Value) throws(Failure) -> Result
-    ) throws(Failure) -> Result {
+    public func withLock<Result, Failure: Error>(_ body: () throws(Failure) -> Result) throws(Failure) -> Result {
         self.lock()
         defer { self.unlock() }
-        return try body(&self.value)
+        return try body()
     }
 
     @usableFromInline
@@ -47,5 +45,24 @@ public final class Locked<Value> {
     func unlock() { pthread_mutex_unlock(self.mutex) }
 }
 
-// Every access to `value` happens in withLock, with the mutex held.
+/// A value that is only read or changed with a ``PThreadLock`` held.
+public final class Locked<Value> {
+    @usableFromInline let lock = PThreadLock()
+    @usableFromInline var value: Value
+
+    public init(_ value: Value) {
+        self.value = value
+    }
+
+    /// Runs `body` with the lock held. Not recursive: `body` must not call
+    /// `withLock` on the same instance.
+    @inlinable
+    public func withLock<Result, Failure: Error>(
+        _ body: (inout Value) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try self.lock.withLock { () throws(Failure) -> Result in try body(&self.value) }
+    }
+}
+
+// Every access to `value` happens in withLock, with the lock held.
 extension Locked: @unchecked Sendable where Value: Sendable {}

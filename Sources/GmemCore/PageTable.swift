@@ -72,7 +72,7 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
 
     private let slots: UnsafeMutablePointer<Atomic<UInt>>
     /// Serializes chunk creation and bulk conversion of uniform chunks.
-    private let slotLock = Locked<Void>(())
+    private let slotLock = PThreadLock()
     /// Pages whose zap failed: each holds one reference owned by the backlog.
     let zapBacklog = Locked<[Int]>([])
     let zapBacklogPending = Atomic<Bool>(false)
@@ -123,7 +123,7 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
     }
 
     private func allocateChunk(_ index: Int) -> Chunk {
-        self.slotLock.withLock { _ in
+        self.slotLock.withLock {
             let bits = self.slots[index].load(ordering: .acquiring)
             if bits > Self.uniformShared {
                 return Unmanaged<Chunk>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeUnretainedValue()
@@ -149,7 +149,7 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
     /// allocating it. Returns false when the chunk is allocated (the caller
     /// converts page by page then).
     func convertUniformChunk(_ index: Int, toShared shared: Bool) throws(GmemError) -> (converted: Bool, pages: Int) {
-        try self.slotLock.withLock { _ throws(GmemError) -> (Bool, Int) in
+        try self.slotLock.withLock { () throws(GmemError) -> (Bool, Int) in
             let bits = self.slots[index].load(ordering: .acquiring)
             guard bits <= Self.uniformShared else { return (false, 0) }
             let target = shared ? Self.uniformShared : Self.uniformPrivate

@@ -3,7 +3,7 @@ import Testing
 
 @testable import GmemCore
 
-/// ``Locked`` exists so that ThreadSanitizer can see its critical sections
+/// ``Locked`` and ``PThreadLock`` exist so that ThreadSanitizer can see their critical sections
 /// (scripts/sanitizers.sh runs this suite under TSan). With
 /// `Synchronization.Mutex` in its place this same test made TSan report
 /// "Swift access race" on every run: the regression test for the false report
@@ -33,6 +33,25 @@ struct LockedTests {
         }
         group.wait()
         #expect(shared.withLock { $0.total } == threads * iterations)
+    }
+
+    @Test("a PThreadLock orders plain memory between four threads")
+    func pthreadLockOrders() {
+        final class Counter: @unchecked Sendable {  // Only touched under `lock`.
+            let lock = PThreadLock()
+            var value = 0
+        }
+        let counter = Counter()
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            Thread {
+                for _ in 0..<20_000 { counter.lock.withLock { counter.value += 1 } }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        #expect(counter.lock.withLock { counter.value } == 80_000)
     }
 
     @Test("withLock passes errors through and releases the lock")
