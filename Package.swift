@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "gmem-bench",
             dependencies: [
-                "GmemCore", "GmemProtocol",
+                "GmemCore", "GmemProtocol", "GmemTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -20,7 +20,71 @@ public enum SignalDisposition: Hashable, Sendable {
     case caught
 }
 
+/// A process's memory and thread counts, from `/proc/PID/status` (the kernel's kB converted to bytes).
+///
+/// What a benchmark reports about a daemon at rest: the resident cost of its region, its connections and its GPCs.
+public struct ProcessStatus: Hashable, Sendable {
+    /// `VmRSS`: resident memory, in bytes.
+    public var vmRSS: UInt64
+    /// `RssAnon`: resident anonymous memory (heap, stacks), in bytes.
+    public var rssAnon: UInt64
+    /// `RssFile`: resident file-backed memory (the binary, libraries), in bytes.
+    public var rssFile: UInt64
+    /// `RssShmem`: resident shared memory, in bytes; gmemd's guest memfd counts here.
+    public var rssShmem: UInt64
+    /// `Threads`.
+    public var threads: UInt64
+
+    /// A status with the given counts, all 0 by default.
+    public init(
+        vmRSS: UInt64 = 0,
+        rssAnon: UInt64 = 0,
+        rssFile: UInt64 = 0,
+        rssShmem: UInt64 = 0,
+        threads: UInt64 = 0
+    ) {
+        self.vmRSS = vmRSS
+        self.rssAnon = rssAnon
+        self.rssFile = rssFile
+        self.rssShmem = rssShmem
+        self.threads = threads
+    }
+
+    /// Parses the text of a `/proc/PID/status` file; a field that is missing stays 0.
+    public init(parsing text: String) {
+        self.init()
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let value = UInt64(parts[1].drop { !$0.isNumber }.prefix { $0.isNumber }) ?? 0
+            switch parts[0] {
+            case "VmRSS": self.vmRSS = value * 1024
+            case "RssAnon": self.rssAnon = value * 1024
+            case "RssFile": self.rssFile = value * 1024
+            case "RssShmem": self.rssShmem = value * 1024
+            case "Threads": self.threads = value
+            default: break
+            }
+        }
+    }
+
+    /// `/proc/<pid>/status`, or `nil` if it cannot be read (the process has been reaped).
+    public static func read(pid: pid_t) -> ProcessStatus? {
+        guard let text = try? ProcMaps.readFile("/proc/\(pid)/status") else { return nil }
+        return ProcessStatus(parsing: text)
+    }
+}
+
 extension DaemonProcess {
+    /// The daemon's memory and thread counts, or `nil` once it has ended.
+    ///
+    /// An ended daemon is reaped first: its zombie would still have a status file (without memory counts), and
+    /// after reaping the pid may belong to another process.
+    public func status() -> ProcessStatus? {
+        guard self.isRunning else { return nil }
+        return ProcessStatus.read(pid: self.pid)
+    }
+
     /// The protection `/proc/PID/maps` shows for each guest page in `pages` of the daemon's `/memfd:gmemd-guest`
     /// mapping: `---s` where the daemon cannot touch the page, `rw-s` where it can.
     ///

@@ -10,10 +10,23 @@
 import Glibc
 #endif
 
-/// Finds the executables the end-to-end tests run.
+/// Finds the executables the end-to-end tests run, and the `gmemd` a tool of the same build (gmem-bench) starts.
 public enum ExecutableLocator {
     /// The environment variable that names the `gmemd` binary explicitly.
     public static let gmemdVariable = "GMEMD_BINARY"
+
+    /// Where ``gmemd(explicit:search:)`` looks for `gmemd` when it is not given a path.
+    public enum Search: Sendable, Hashable {
+        /// `$GMEMD_BINARY`, then the SwiftPM build products directory of the running test bundle and its
+        /// ancestors (see ``ExecutableLocator/gmemd()``).
+        case buildProducts
+        /// Only the directory of the running executable (`/proc/self/exe`), where SwiftPM puts every product of
+        /// one build configuration.
+        ///
+        /// For a tool that must run the daemon built with it: a benchmark measuring a debug `gmemd` found further
+        /// up, or one named by a `$GMEMD_BINARY` left over from testing, would report meaningless numbers.
+        case besideExecutable
+    }
 
     /// The `gmemd` binary to test.
     ///
@@ -24,18 +37,36 @@ public enum ExecutableLocator {
     ///
     /// - Throws: ``GmemTestingError/binaryNotFound(searched:)`` listing every candidate that was tried.
     public static func gmemd() throws -> String {
-        if let explicit = environmentValue(gmemdVariable), !explicit.isEmpty {
+        try self.gmemd(explicit: nil, search: .buildProducts)
+    }
+
+    /// `explicit` if given (it must name an executable file, as a `--gmemd PATH` option does), else `gmemd` found
+    /// as `search` says.
+    ///
+    /// - Throws: ``GmemTestingError/binaryNotFound(searched:)`` listing every candidate that was tried.
+    public static func gmemd(explicit: String?, search: Search = .buildProducts) throws -> String {
+        if let explicit {
             guard isExecutableFile(explicit) else {
-                throw GmemTestingError.binaryNotFound(searched: [
-                    "$\(gmemdVariable)=\(explicit) (not an executable file)"
-                ])
+                throw GmemTestingError.binaryNotFound(searched: ["\(explicit) (not an executable file)"])
             }
             return explicit
         }
-        var searched: [String] = []
         var starts: [String] = []
-        if let argument = CommandLine.arguments.first, let resolved = realPath(argument) { starts.append(resolved) }
+        if search == .buildProducts {
+            if let explicit = environmentValue(gmemdVariable), !explicit.isEmpty {
+                guard isExecutableFile(explicit) else {
+                    throw GmemTestingError.binaryNotFound(searched: [
+                        "$\(gmemdVariable)=\(explicit) (not an executable file)"
+                    ])
+                }
+                return explicit
+            }
+            if let argument = CommandLine.arguments.first, let resolved = realPath(argument) {
+                starts.append(resolved)
+            }
+        }
         if let executable = realPath("/proc/self/exe") { starts.append(executable) }
+        var searched: [String] = []
         for start in starts {
             var directory = parentDirectory(of: start)
             while true {
@@ -44,7 +75,7 @@ public enum ExecutableLocator {
                     searched.append(candidate)
                     if isExecutableFile(candidate) { return candidate }
                 }
-                guard directory != "/" else { break }
+                guard search == .buildProducts, directory != "/" else { break }
                 directory = parentDirectory(of: directory)
             }
         }

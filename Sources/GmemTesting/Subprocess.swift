@@ -18,7 +18,8 @@ import Glibc
 /// The child starts with default dispositions for the signals tests send (SIGTERM, SIGINT, SIGPIPE) and an empty
 /// signal mask, whatever the test runner uses. Its standard input is `/dev/null`; standard output goes to `/dev/null`,
 /// a file, or a pipe read with ``readOutput(until:timeout:)``; standard error to `/dev/null` or a file. Descriptors
-/// of the test process are not inherited: every descriptor this module opens is close-on-exec.
+/// of the test process are not inherited: every descriptor this module opens is close-on-exec. The environment is
+/// this process's, or that without some variables (see ``Environment``).
 ///
 /// A child that is still running when the `Subprocess` is deinitialised is killed with SIGKILL and reaped.
 public final class Subprocess: Sendable {
@@ -32,10 +33,34 @@ public final class Subprocess: Sendable {
         case pipe
     }
 
+    /// The environment of the child: this process's, without the variables in ``removed``.
+    ///
+    /// A variable such as `LISTEN_FDS` or `NOTIFY_SOCKET` set for the process that runs the tests (a CI job under
+    /// systemd) would otherwise reach the child, which might act on it as if it were addressed to itself.
+    public struct Environment: Sendable, Hashable {
+        /// Names of variables the child does not get.
+        public var removed: Set<String>
+
+        /// This process's environment, unchanged.
+        public static let inherited = Environment(removed: [])
+
+        /// This process's environment without the variables named in `names`.
+        public static func inherited(removing names: Set<String>) -> Environment {
+            Environment(removed: names)
+        }
+
+        private init(removed: Set<String>) {
+            self.removed = removed
+        }
+    }
+
     /// The child's process id.
     public let pid: pid_t
     /// The executable and arguments, for messages.
     public let commandLine: [String]
+    /// `CLOCK_MONOTONIC` in nanoseconds, read just before `posix_spawn`: the start of a measured start-up, comparable
+    /// with other `CLOCK_MONOTONIC` readings (`clock_gettime`) of this process.
+    public let spawnedAt: UInt64
 
     private let exitStatus = Mutex<ExitStatus?>(nil)
     private let outputPipe: Int32?
@@ -48,7 +73,8 @@ public final class Subprocess: Sendable {
         executable: String,
         arguments: [String] = [],
         standardOutput: Output = .discard,
-        standardError: Output = .discard
+        standardError: Output = .discard,
+        environment: Environment = .inherited
     ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -88,9 +114,12 @@ public final class Subprocess: Sendable {
         let commandLine = [executable] + arguments
         var argv: [UnsafeMutablePointer<CChar>?] = commandLine.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        var envp = Self.environment(without: environment.removed)
+        defer { for pointer in envp { free(pointer) } }
 
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, &argv, environ)
+        let spawnedAt = monotonicNanoseconds()
+        let result = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
         if pipeWrite >= 0 { close(pipeWrite) }
         guard result == 0 else {
             if let pipeRead { close(pipeRead) }
@@ -98,7 +127,20 @@ public final class Subprocess: Sendable {
         }
         self.pid = pid
         self.commandLine = commandLine
+        self.spawnedAt = spawnedAt
         self.outputPipe = pipeRead
+    }
+
+    /// Copies of this process's `name=value` entries without the names in `removed`, ending in `nil` (an `envp`).
+    private static func environment(without removed: Set<String>) -> [UnsafeMutablePointer<CChar>?] {
+        var entries: [UnsafeMutablePointer<CChar>?] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if !removed.contains(String(text.prefix { $0 != "=" })) { entries.append(strdup(entry)) }
+            cursor += 1
+        }
+        return entries + [nil]
     }
 
     private static func addOutput(_ output: Output, descriptor: Int32, to actions: inout posix_spawn_file_actions_t) {
@@ -188,4 +230,11 @@ public final class Subprocess: Sendable {
             }
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (vDSO, no system call): the clock of ``Subprocess/spawnedAt``.
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }

@@ -186,37 +186,6 @@ final class Barrier: @unchecked Sendable {
 
 // MARK: Processes
 
-/// Fields of /proc/PID/status, in bytes.
-struct ProcessStatus {
-    var vmRSS: UInt64 = 0
-    var rssAnon: UInt64 = 0
-    var rssFile: UInt64 = 0
-    var rssShmem: UInt64 = 0
-    var threads: UInt64 = 0
-
-    /// Reads /proc/`pid`/status (`pid` nil: this process).
-    static func read(pid: pid_t? = nil) -> ProcessStatus? {
-        let path = pid.map { "/proc/\($0)/status" } ?? "/proc/self/status"
-        guard let text = readTextFile(path) else { return nil }
-        var status = ProcessStatus()
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            let digits = parts[1].drop { !$0.isNumber }.prefix { $0.isNumber }
-            let value = UInt64(digits) ?? 0
-            switch parts[0] {
-            case "VmRSS": status.vmRSS = value * 1024
-            case "RssAnon": status.rssAnon = value * 1024
-            case "RssFile": status.rssFile = value * 1024
-            case "RssShmem": status.rssShmem = value * 1024
-            case "Threads": status.threads = value
-            default: break
-            }
-        }
-        return status
-    }
-}
-
 /// The whole of a small text file (procfs, sysfs), or nil.
 func readTextFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -237,14 +206,6 @@ func readTextFile(_ path: String) -> String? {
 func mappingCount(pid: pid_t) -> Int? {
     guard let text = readTextFile("/proc/\(pid)/maps") else { return nil }
     return text.utf8.reduce(0) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
-}
-
-/// The path of this executable.
-func currentExecutablePath() -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard count > 0 else { return nil }
-    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// A fresh private directory under $TMPDIR or /tmp.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GmemProtocol
+import GmemTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -92,13 +93,13 @@ struct RunCommand: ParsableCommand {
         var target: String
         let socketPath: String
         if self.spawn {
-            let executable = try DaemonProcess.locate(self.gmemd)
-            if DaemonProcess.looksLikeDebugBuild(executable) { warn("WARNING: \(executable) looks like a DEBUG build of gmemd") }
-            let spawned = try DaemonProcess(executable: executable, arguments: ["--size", "\(self.size?.bytes ?? 1 << 30)"] + self.gmemdArguments)
-            let startup = try spawned.waitUntilAnswering()
+            let executable = try locateGmemd(self.gmemd)
+            if looksLikeDebugBuild(executable) { warn("WARNING: \(executable) looks like a DEBUG build of gmemd") }
+            let arguments = ["--size", "\(self.size?.bytes ?? 1 << 30)"] + self.gmemdArguments
+            let (spawned, startup) = try spawnGmemd(executable, arguments)
             daemon = spawned
             socketPath = spawned.socketPath
-            target = "spawned \(executable) \(spawned.arguments.dropFirst(4).joined(separator: " ")) (answered after \(fixed(Double(startup) / 1e6, 1)) ms)"
+            target = "spawned \(executable) \(arguments.joined(separator: " ")) (answered after \(fixed(Double(startup) / 1e6, 1)) ms)"
         } else if self.raw {
             let directory = try makeTemporaryDirectory(prefix: "gmem-bench-raw")
             rawDirectory = directory

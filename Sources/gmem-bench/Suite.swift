@@ -1,5 +1,6 @@
 import ArgumentParser
 import GmemProtocol
+import GmemTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -81,8 +82,8 @@ struct SuiteCommand: ParsableCommand {
         warnIfDebug(allow: self.allowDebug)
         signal(SIGPIPE, SIG_IGN)
         raiseFileLimit()
-        let executable = try DaemonProcess.locate(self.gmemd)
-        if DaemonProcess.looksLikeDebugBuild(executable) {
+        let executable = try locateGmemd(self.gmemd)
+        if looksLikeDebugBuild(executable) {
             warn("WARNING: \(executable) looks like a DEBUG build of gmemd; its numbers are meaningless")
         }
         var suite = SuiteRun(options: self, executable: executable)
@@ -160,10 +161,9 @@ struct SuiteRun {
         return result
     }
 
-    mutating func spawn(_ arguments: [String]) throws -> (DaemonProcess, UInt64) {
-        let daemon = try DaemonProcess(executable: self.executable, arguments: arguments)
-        let startup = try daemon.waitUntilAnswering()
-        return (daemon, startup)
+    /// A fresh gmemd of the suite (see ``spawnGmemd(_:_:)``) and its spawn-to-HELLO time in nanoseconds.
+    func spawn(_ arguments: [String]) throws -> (DaemonProcess, UInt64) {
+        try spawnGmemd(self.executable, arguments)
     }
 
     mutating func execute() throws {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GmemProtocol
+import GmemTesting
 
 #if canImport(Glibc)
 import Glibc
