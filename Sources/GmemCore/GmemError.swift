@@ -64,7 +64,8 @@ public struct GmemError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// An error from a failed system call, keeping its errno.
-    static func systemCall(_ name: String, errno value: Int32, file: String = #fileID, line: UInt = #line) -> GmemError {
+    static func systemCall(_ name: String, errno value: Int32, file: String = #fileID, line: UInt = #line) -> GmemError
+    {
         let message = String(cString: strerror(value))
         return GmemError(Code(errno: value), "\(name): \(message)", file: file, line: line)
     }

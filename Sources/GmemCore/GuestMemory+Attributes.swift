@@ -25,12 +25,11 @@ extension GuestMemory {
             // Hook for the systemd fd store: with a recorder, the chunk's
             // conversion and its durable record happen under the recorder's
             // lock for the chunk, and before this method returns.
+            let convert = { () throws(GmemError) -> Int in try self.convertChunk(chunkIndex, run, shared: shared) }
             if let recorder = self.attributeRecorder {
-                changed += try recorder.recordConversion(chunk: chunkIndex, pages: run, shared: shared) { () throws(GmemError) in
-                    try self.convertChunk(chunkIndex, run, shared: shared)
-                }
+                changed += try recorder.recordConversion(chunk: chunkIndex, pages: run, shared: shared, convert)
             } else {
-                changed += try self.convertChunk(chunkIndex, run, shared: shared)
+                changed += try convert()
             }
         }
         return changed
@@ -57,14 +56,21 @@ extension GuestMemory {
         // failure leaves every page as it was.
         if shared && table.protectsPages {
             var failure: GmemError? = nil
-            table.forEachRun(in: run, where: { !table.record($0).pointee.isShared && table.needsRestore($0) }) { restoreRun in
-                guard failure == nil else { return }
-                do throws(GmemError) {
-                    try table.restoreLocked(restoreRun)
-                } catch {
-                    failure = error
-                }
+            let privateNeedingRestore = { (page: Int) in
+                !table.record(page).pointee.isShared && table.needsRestore(page)
             }
+            table.forEachRun(
+                in: run,
+                where: privateNeedingRestore,
+                do: { restoreRun in
+                    guard failure == nil else { return }
+                    do throws(GmemError) {
+                        try table.restoreLocked(restoreRun)
+                    } catch {
+                        failure = error
+                    }
+                }
+            )
             if let failure {
                 // Pages made accessible for this conversion go back to no access.
                 table.zapUnused(in: run)

@@ -6,7 +6,8 @@ extension GuestMemory {
         _ = try self.cacheTarget(address, length: length)
     }
 
-    private func cacheTarget(_ address: GuestPhysicalAddress, length: Int) throws(GmemError) -> (page: Int, offset: Int) {
+    private func cacheTarget(_ address: GuestPhysicalAddress, length: Int) throws(GmemError) -> (page: Int, offset: Int)
+    {
         let offset = Int(address.rawValue & UInt64(self.geometry.pageSize - 1))
         // `length <= pageSize - offset`, not `offset + length <= pageSize`: a huge length must not overflow.
         guard length >= 1, length <= self.geometry.pageSize - offset else {
@@ -84,7 +85,12 @@ extension GuestMemory {
     /// Copies from the cache's window. No restore or zap: the cache's reference
     /// keeps the page accessible, and the folio lock orders this copy against
     /// an invalidation that would drop that reference.
-    public func read(cache: GuestPageCache, offset: Int, into buffer: UnsafeMutableRawBufferPointer, counters: AccessCounters? = nil) throws(GmemError) {
+    public func read(
+        cache: GuestPageCache,
+        offset: Int,
+        into buffer: UnsafeMutableRawBufferPointer,
+        counters: AccessCounters? = nil
+    ) throws(GmemError) {
         try self.access(cache, offset: offset, count: buffer.count) { address in
             buffer.baseAddress?.copyMemory(from: address, byteCount: buffer.count)
         }
@@ -92,7 +98,12 @@ extension GuestMemory {
     }
 
     /// Copies into the cache's window. Same rules as ``read(cache:offset:into:counters:)``.
-    public func write(cache: GuestPageCache, offset: Int, from bytes: UnsafeRawBufferPointer, counters: AccessCounters? = nil) throws(GmemError) {
+    public func write(
+        cache: GuestPageCache,
+        offset: Int,
+        from bytes: UnsafeRawBufferPointer,
+        counters: AccessCounters? = nil
+    ) throws(GmemError) {
         try self.access(cache, offset: offset, count: bytes.count) { address in
             if let source = bytes.baseAddress { address.copyMemory(from: source, byteCount: bytes.count) }
         }
@@ -100,7 +111,12 @@ extension GuestMemory {
     }
 
     @inline(__always)
-    private func access(_ cache: GuestPageCache, offset: Int, count: Int, _ copy: (UnsafeMutableRawPointer) -> Void) throws(GmemError) {
+    private func access(
+        _ cache: GuestPageCache,
+        offset: Int,
+        count: Int,
+        _ copy: (UnsafeMutableRawPointer) -> Void
+    ) throws(GmemError) {
         // Subtract, never add: `offset + count` traps for a huge offset.
         guard offset >= 0, count >= 0, offset <= cache.length, count <= cache.length - offset else {
             throw GmemError(.invalidArgument, "offset \(offset) + \(count) exceeds the cache's \(cache.length) bytes")
@@ -122,7 +138,10 @@ extension GuestMemory {
     public func describe(_ cache: GuestPageCache) -> (address: GuestPhysicalAddress, length: Int, isValid: Bool) {
         let page = cache.page
         return self.table.withFolios(of: page..<(page + 1)) {
-            (GuestPhysicalAddress(UInt64(self.geometry.offset(ofPage: page) + cache.offset)), cache.length, cache.state == .valid)
+            (
+                GuestPhysicalAddress(UInt64(self.geometry.offset(ofPage: page) + cache.offset)), cache.length,
+                cache.state == .valid
+            )
         }
     }
 

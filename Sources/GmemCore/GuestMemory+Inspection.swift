@@ -26,7 +26,10 @@ extension GuestMemory {
             }
             return []
         }
-        let pages = try self.geometry.alignedPages(address: address.rawValue, size: UInt64(pageCount) * UInt64(self.geometry.pageSize))
+        let pages = try self.geometry.alignedPages(
+            address: address.rawValue,
+            size: UInt64(pageCount) * UInt64(self.geometry.pageSize)
+        )
         var states: [PageState] = []
         states.reserveCapacity(pageCount)
         for chunkIndex in self.geometry.chunk(of: pages.lowerBound)...self.geometry.chunk(of: pages.upperBound - 1) {
@@ -40,7 +43,9 @@ extension GuestMemory {
             self.table.withFolios(of: run) {
                 for page in run {
                     let record = self.table.record(page).pointee
-                    states.append(PageState(count: record.count, isPrivate: !record.isShared, isAccessible: record.isAccessible))
+                    states.append(
+                        PageState(count: record.count, isPrivate: !record.isShared, isAccessible: record.isAccessible)
+                    )
                 }
             }
         }
@@ -62,7 +67,16 @@ extension GuestMemory {
                         ? record.isAccessible
                         : (!self.table.protectsPages || record.isAccessible == (record.count > 0))
                     if !holds {
-                        violations.append((page, PageState(count: record.count, isPrivate: !record.isShared, isAccessible: record.isAccessible)))
+                        violations.append(
+                            (
+                                page,
+                                PageState(
+                                    count: record.count,
+                                    isPrivate: !record.isShared,
+                                    isAccessible: record.isAccessible
+                                )
+                            )
+                        )
                     }
                 }
             }

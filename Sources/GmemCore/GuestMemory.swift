@@ -1,4 +1,3 @@
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,8 +50,17 @@ public final class GuestMemory: Sendable {
             pageSize: Self.systemPageSize,
             folioSize: configuration.folioSize
         )
-        let region = try Region(geometry: geometry, backing: configuration.backing, initiallyAccessible: configuration.directMap)
-        self.init(region: region, configuration: configuration, protection: protection, attributeRecorder: attributeRecorder)
+        let region = try Region(
+            geometry: geometry,
+            backing: configuration.backing,
+            initiallyAccessible: configuration.directMap
+        )
+        self.init(
+            region: region,
+            configuration: configuration,
+            protection: protection,
+            attributeRecorder: attributeRecorder
+        )
     }
 
     /// Serves an already mapped region, for instance one recovered from systemd's fd store.
@@ -76,7 +84,11 @@ public final class GuestMemory: Sendable {
     /// The range may cross pages and folios. Its pages are acquired (one
     /// protection call for the run that needs restoring), copied without any
     /// lock held, and released (one call per run that needs zapping).
-    public func read(at address: GuestPhysicalAddress, into buffer: UnsafeMutableRawBufferPointer, counters: AccessCounters? = nil) throws(GmemError) {
+    public func read(
+        at address: GuestPhysicalAddress,
+        into buffer: UnsafeMutableRawBufferPointer,
+        counters: AccessCounters? = nil
+    ) throws(GmemError) {
         let pages = try self.geometry.pages(address: address.rawValue, count: buffer.count)
         if !pages.isEmpty {
             try self.table.acquire(pages)
@@ -91,11 +103,18 @@ public final class GuestMemory: Sendable {
     }
 
     /// Copies `bytes` to `address`. Same protocol as ``read(at:into:counters:)``.
-    public func write(at address: GuestPhysicalAddress, from bytes: UnsafeRawBufferPointer, counters: AccessCounters? = nil) throws(GmemError) {
+    public func write(
+        at address: GuestPhysicalAddress,
+        from bytes: UnsafeRawBufferPointer,
+        counters: AccessCounters? = nil
+    ) throws(GmemError) {
         let pages = try self.geometry.pages(address: address.rawValue, count: bytes.count)
         if !pages.isEmpty {
             try self.table.acquire(pages)
-            (self.region.base + Int(address.rawValue)).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped, byteCount: bytes.count)
+            (self.region.base + Int(address.rawValue)).copyMemory(
+                from: bytes.baseAddress.unsafelyUnwrapped,
+                byteCount: bytes.count
+            )
             self.table.release(pages)
         }
         (counters ?? self.defaultCounters).recordWrite(bytes.count)

@@ -22,7 +22,10 @@ public struct KernelPageProtection: PageProtection {
         // PROT_NONE pages are what "removed from the direct map" means here:
         // any stray access faults instead of reading guest-private memory.
         guard mprotect(address, length, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0 else {
-            throw .systemCall(accessible ? "mprotect(PROT_READ|PROT_WRITE) (restore)" : "mprotect(PROT_NONE) (zap)", errno: errno)
+            throw .systemCall(
+                accessible ? "mprotect(PROT_READ|PROT_WRITE) (restore)" : "mprotect(PROT_NONE) (zap)",
+                errno: errno
+            )
         }
     }
 }

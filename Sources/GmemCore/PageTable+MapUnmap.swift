@@ -83,20 +83,24 @@ extension PageTable {
     /// `needsRestore`, so no access relies on the guess. Folio locks are held.
     func undoPartialRestore(_ span: PageRun) {
         var parked: [Int] = []
-        self.forEachRun(in: span, where: { !self.record($0).pointee.isAccessible }) { run in
-            do throws(GmemError) {
-                try self.protect(run, accessible: false)
-            } catch {
-                for page in run {
-                    self.record(page).pointee.isAccessible = true
-                    self.record(page).pointee.needsRestore = true
-                    self.record(page).pointee.count = 1
-                    parked.append(page)
+        self.forEachRun(
+            in: span,
+            where: { !self.record($0).pointee.isAccessible },
+            do: { run in
+                do throws(GmemError) {
+                    try self.protect(run, accessible: false)
+                } catch {
+                    for page in run {
+                        self.record(page).pointee.isAccessible = true
+                        self.record(page).pointee.needsRestore = true
+                        self.record(page).pointee.count = 1
+                        parked.append(page)
+                    }
+                    // The record went from inaccessible to accessible; the retried zap will count the way back.
+                    self.counters.restores.increment(by: UInt64(run.count))
                 }
-                // The record went from inaccessible to accessible; the retried zap will count the way back.
-                self.counters.restores.increment(by: UInt64(run.count))
             }
-        }
+        )
         self.park(parked)
     }
 
@@ -119,23 +123,27 @@ extension PageTable {
     /// accessible. The folio locks of `run` are held.
     func zapUnused(in run: PageRun) {
         var parked: [Int] = []
-        self.forEachRun(in: run, where: { self.needsZap($0) }) { zapRun in
-            do throws(GmemError) {
-                try self.protect(zapRun, accessible: false)
-                for page in zapRun {
-                    self.record(page).pointee.isAccessible = false
-                    self.record(page).pointee.needsRestore = false
-                }
-                self.counters.zaps.increment(by: UInt64(zapRun.count))
-            } catch {
-                // The zap may have taken effect on part of the run: restore before the next access.
-                for page in zapRun {
-                    self.record(page).pointee.count = 1
-                    self.record(page).pointee.needsRestore = true
-                    parked.append(page)
+        self.forEachRun(
+            in: run,
+            where: { self.needsZap($0) },
+            do: { zapRun in
+                do throws(GmemError) {
+                    try self.protect(zapRun, accessible: false)
+                    for page in zapRun {
+                        self.record(page).pointee.isAccessible = false
+                        self.record(page).pointee.needsRestore = false
+                    }
+                    self.counters.zaps.increment(by: UInt64(zapRun.count))
+                } catch {
+                    // The zap may have taken effect on part of the run: restore before the next access.
+                    for page in zapRun {
+                        self.record(page).pointee.count = 1
+                        self.record(page).pointee.needsRestore = true
+                        parked.append(page)
+                    }
                 }
             }
-        }
+        )
         self.park(parked)
     }
 
@@ -147,7 +155,7 @@ extension PageTable {
 
     /// Calls `body` once per maximal contiguous run of pages satisfying `predicate`.
     @inline(__always)
-    func forEachRun(in run: PageRun, where predicate: (Int) -> Bool, _ body: (PageRun) -> Void) {
+    func forEachRun(in run: PageRun, where predicate: (Int) -> Bool, do body: (PageRun) -> Void) {
         var start: Int? = nil
         for page in run {
             if predicate(page) {

@@ -129,7 +129,10 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
                 return Unmanaged<Chunk>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeUnretainedValue()
             }
             let shared = bits == Self.uniformShared
-            return self.installChunk(index, initial: PageRecord(count: 0, isShared: shared, isAccessible: shared || !self.protectsPages))
+            return self.installChunk(
+                index,
+                initial: PageRecord(count: 0, isShared: shared, isAccessible: shared || !self.protectsPages)
+            )
         }
     }
 
@@ -170,7 +173,12 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
                         let wasShared = bits == Self.uniformShared
                         _ = self.installChunk(
                             index,
-                            initial: PageRecord(count: wasShared ? 0 : 1, isShared: wasShared, isAccessible: true, needsRestore: true)
+                            initial: PageRecord(
+                                count: wasShared ? 0 : 1,
+                                isShared: wasShared,
+                                isAccessible: true,
+                                needsRestore: true
+                            )
                         )
                         if !wasShared {
                             self.counters.restores.increment(by: UInt64(run.count))
@@ -179,8 +187,11 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
                     }
                     throw error
                 }
-                if shared { self.counters.restores.increment(by: UInt64(run.count)) }
-                else { self.counters.zaps.increment(by: UInt64(run.count)) }
+                if shared {
+                    self.counters.restores.increment(by: UInt64(run.count))
+                } else {
+                    self.counters.zaps.increment(by: UInt64(run.count))
+                }
             }
             self.slots[index].store(target, ordering: .releasing)
             return (true, run.count)
@@ -223,7 +234,9 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
     @inline(__always)
     func unlockFolios(of pages: PageRun) {
         guard !pages.isEmpty else { return }
-        for folio in (self.geometry.folio(of: pages.lowerBound)...self.geometry.folio(of: pages.upperBound - 1)).reversed() {
+        for folio in (self.geometry.folio(of: pages.lowerBound)...self.geometry.folio(of: pages.upperBound - 1))
+            .reversed()
+        {
             pthread_mutex_unlock(self.folioLock(folio))
         }
     }

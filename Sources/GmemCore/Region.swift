@@ -40,7 +40,12 @@ public final class Region: @unchecked Sendable {  // Immutable after init; the m
 
     /// Maps an existing guest memory file, such as one recovered from systemd's
     /// fd store. The caller has validated its size; on failure the fd is not closed.
-    public init(adopting fd: Int32, geometry: RegionGeometry, backing: Backing, initiallyAccessible: Bool) throws(GmemError) {
+    public init(
+        adopting fd: Int32,
+        geometry: RegionGeometry,
+        backing: Backing,
+        initiallyAccessible: Bool
+    ) throws(GmemError) {
         let length = Int(geometry.regionSize)
         // MAP_SHARED: the daemon and the file must agree byte for byte.
         // MAP_NORESERVE: a sparse 1 TiB region must not be charged up front.

@@ -29,7 +29,10 @@ public struct RegionGeometry: Hashable, Sendable {
             )
         }
         guard regionSize > 0, regionSize % UInt64(folioSize) == 0 else {
-            throw GmemError(.invalidArgument, "region size \(regionSize) is not a non-zero multiple of the folio size \(folioSize)")
+            throw GmemError(
+                .invalidArgument,
+                "region size \(regionSize) is not a non-zero multiple of the folio size \(folioSize)"
+            )
         }
         guard regionSize / UInt64(pageSize) <= UInt64(Int32.max) else {
             throw GmemError(.invalidArgument, "region size \(regionSize) exceeds the supported maximum of 8 TiB")
@@ -70,12 +73,18 @@ public struct RegionGeometry: Hashable, Sendable {
     /// The pages of a page-aligned, non-empty range (conversion, discard, page states).
     func alignedPages(address: UInt64, size: UInt64) throws(GmemError) -> PageRun {
         guard self.isPageAligned(address), self.isPageAligned(size) else {
-            throw GmemError(.invalidArgument, "range 0x\(String(address, radix: 16))+0x\(String(size, radix: 16)) is not page-aligned")
+            throw GmemError(
+                .invalidArgument,
+                "range 0x\(String(address, radix: 16))+0x\(String(size, radix: 16)) is not page-aligned"
+            )
         }
         guard size > 0 else { throw GmemError(.invalidArgument, "the range is empty") }
         let (end, overflow) = address.addingReportingOverflow(size)
         guard !overflow, end <= self.regionSize else {
-            throw GmemError(.fault, "range 0x\(String(address, radix: 16))+0x\(String(size, radix: 16)) lies outside the region")
+            throw GmemError(
+                .fault,
+                "range 0x\(String(address, radix: 16))+0x\(String(size, radix: 16)) lies outside the region"
+            )
         }
         return self.page(of: address)..<self.page(of: end)
     }

@@ -58,7 +58,10 @@ public final class StateFile: @unchecked Sendable {  // The mapping's words are 
         // fstat first: a file shorter than the header cannot be one of ours.
         guard fstat(fd, &status) == 0 else { throw .systemCall("fstat of the stored state fd", errno: errno) }
         guard status.st_mode & S_IFMT == S_IFREG, status.st_size >= off_t(StateFileHeader.length) else {
-            throw GmemError(.invalidArgument, "stored state fd is not a regular file of at least \(StateFileHeader.length) bytes (size \(status.st_size))")
+            throw GmemError(
+                .invalidArgument,
+                "stored state fd is not a regular file of at least \(StateFileHeader.length) bytes (size \(status.st_size))"
+            )
         }
         var bytes = [UInt8](repeating: 0, count: StateFileHeader.length)
         let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
@@ -67,11 +70,17 @@ public final class StateFile: @unchecked Sendable {  // The mapping's words are 
         }
         let header = try StateFileHeader(decoding: bytes)
         guard UInt64(status.st_size) == header.fileSize else {
-            throw GmemError(.invalidArgument, "stored state file is \(status.st_size) bytes; its header needs \(header.fileSize)")
+            throw GmemError(
+                .invalidArgument,
+                "stored state file is \(status.st_size) bytes; its header needs \(header.fileSize)"
+            )
         }
         let seals = cgmem_get_seals(fd)
         guard seals >= 0, seals & Region.requiredSeals == Region.requiredSeals else {
-            throw GmemError(.invalidArgument, "stored state memfd lacks the F_SEAL_GROW|F_SEAL_SHRINK seals (seals 0x\(String(seals, radix: 16)))")
+            throw GmemError(
+                .invalidArgument,
+                "stored state memfd lacks the F_SEAL_GROW|F_SEAL_SHRINK seals (seals 0x\(String(seals, radix: 16)))"
+            )
         }
         return try StateFile(mapping: fd, header: header)
     }

@@ -86,7 +86,10 @@ public struct StateFileHeader: Hashable, Sendable {
         }
         let version: UInt32 = Self.get(8, bytes)
         guard version == Self.version else {
-            throw GmemError(.invalidArgument, "state header version is \(version), this gmemd reads version \(Self.version)")
+            throw GmemError(
+                .invalidArgument,
+                "state header version is \(version), this gmemd reads version \(Self.version)"
+            )
         }
         let stored: UInt32 = Self.get(Self.checksumOffset, bytes)
         let computed = CRC32.checksum(bytes[0..<Self.checksumOffset])
@@ -99,12 +102,18 @@ public struct StateFileHeader: Hashable, Sendable {
         let headerLength: UInt32 = Self.get(12, bytes)
         let offset: UInt64 = Self.get(48, bytes)
         guard headerLength == UInt32(Self.length), offset == Self.bitmapOffset else {
-            throw GmemError(.invalidArgument, "state header layout (length \(headerLength), bitmap at \(offset)) is not version 1's")
+            throw GmemError(
+                .invalidArgument,
+                "state header layout (length \(headerLength), bitmap at \(offset)) is not version 1's"
+            )
         }
         let backing: UInt32 = Self.get(40, bytes)
         let flags: UInt32 = Self.get(44, bytes)
         guard backing <= 1, flags <= 1 else {
-            throw GmemError(.invalidArgument, "state header has unknown backing \(backing) or flags 0x\(String(flags, radix: 16))")
+            throw GmemError(
+                .invalidArgument,
+                "state header has unknown backing \(backing) or flags 0x\(String(flags, radix: 16))"
+            )
         }
         self.regionID = Self.get(16, bytes)
         self.regionSize = Self.get(24, bytes)
@@ -114,20 +123,39 @@ public struct StateFileHeader: Hashable, Sendable {
         self.directMap = flags & 1 != 0
         let length: UInt64 = Self.get(56, bytes)
         guard self.pageSize > 0, length == self.bitmapLength else {
-            throw GmemError(.invalidArgument, "state header bitmap length \(length) does not fit its region size \(self.regionSize)")
+            throw GmemError(
+                .invalidArgument,
+                "state header bitmap length \(length) does not fit its region size \(self.regionSize)"
+            )
         }
     }
 
     /// The differences between this header and what the daemon was started
     /// with, one phrase each; empty when they agree.
-    public func mismatches(regionSize: UInt64, pageSize: Int, folioSize: Int, backing: Backing, directMap: Bool) -> [String] {
+    public func mismatches(
+        regionSize: UInt64,
+        pageSize: Int,
+        folioSize: Int,
+        backing: Backing,
+        directMap: Bool
+    ) -> [String] {
         var result: [String] = []
-        if self.regionSize != regionSize { result.append("region size: stored \(self.regionSize) bytes, --size asks \(regionSize)") }
-        if Int(self.pageSize) != pageSize { result.append("page size: stored \(self.pageSize), this system's is \(pageSize)") }
-        if Int(self.folioSize) != folioSize { result.append("folio size: stored \(self.folioSize), --folio-size asks \(folioSize)") }
-        if self.backing != backing { result.append("backing: stored \(self.backing.rawValue), --backing asks \(backing.rawValue)") }
+        if self.regionSize != regionSize {
+            result.append("region size: stored \(self.regionSize) bytes, --size asks \(regionSize)")
+        }
+        if Int(self.pageSize) != pageSize {
+            result.append("page size: stored \(self.pageSize), this system's is \(pageSize)")
+        }
+        if Int(self.folioSize) != folioSize {
+            result.append("folio size: stored \(self.folioSize), --folio-size asks \(folioSize)")
+        }
+        if self.backing != backing {
+            result.append("backing: stored \(self.backing.rawValue), --backing asks \(backing.rawValue)")
+        }
         if self.directMap != directMap {
-            result.append("direct-map: stored \(self.directMap ? "on" : "off"), --direct-map is \(directMap ? "on" : "off")")
+            result.append(
+                "direct-map: stored \(self.directMap ? "on" : "off"), --direct-map is \(directMap ? "on" : "off")"
+            )
         }
         return result
     }

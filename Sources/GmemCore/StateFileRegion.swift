@@ -13,9 +13,18 @@ extension GuestMemory {
         regionID: UInt64,
         protection: any PageProtection = KernelPageProtection()
     ) throws(GmemError) -> (memory: GuestMemory, state: StateFile) {
-        let geometry = try RegionGeometry(regionSize: configuration.size, pageSize: Self.systemPageSize, folioSize: configuration.folioSize)
+        let geometry = try RegionGeometry(
+            regionSize: configuration.size,
+            pageSize: Self.systemPageSize,
+            folioSize: configuration.folioSize
+        )
         let state = try StateFile.create(
-            StateFileHeader(regionID: regionID, geometry: geometry, backing: configuration.backing, directMap: configuration.directMap)
+            StateFileHeader(
+                regionID: regionID,
+                geometry: geometry,
+                backing: configuration.backing,
+                directMap: configuration.directMap
+            )
         )
         let memory = try GuestMemory(configuration, protection: protection, attributeRecorder: state)
         return (memory, state)
@@ -45,17 +54,29 @@ extension GuestMemory {
             directMap: configuration.directMap
         )
         guard mismatches.isEmpty else {
-            throw GmemError(.invalidArgument, "the stored region does not match this gmemd's flags: \(mismatches.joined(separator: "; "))")
+            throw GmemError(
+                .invalidArgument,
+                "the stored region does not match this gmemd's flags: \(mismatches.joined(separator: "; "))"
+            )
         }
         try Self.validateGuestFile(guestDescriptor, header: header)
-        let geometry = try RegionGeometry(regionSize: header.regionSize, pageSize: Int(header.pageSize), folioSize: Int(header.folioSize))
+        let geometry = try RegionGeometry(
+            regionSize: header.regionSize,
+            pageSize: Int(header.pageSize),
+            folioSize: Int(header.folioSize)
+        )
         let region = try Region(
             adopting: guestDescriptor,
             geometry: geometry,
             backing: configuration.backing,
             initiallyAccessible: configuration.directMap
         )
-        let memory = GuestMemory(region: region, configuration: configuration, protection: protection, attributeRecorder: state)
+        let memory = GuestMemory(
+            region: region,
+            configuration: configuration,
+            protection: protection,
+            attributeRecorder: state
+        )
         // Whole 2 MiB chunks of a run convert in one protection call each
         // (their metadata stays unallocated); only ragged ends go page by page.
         try state.forEachSharedRun { (run: Range<Int>) throws(GmemError) in
@@ -80,10 +101,16 @@ extension GuestMemory {
         // A memfd that could grow or shrink could fault the mapping (SIGBUS) later.
         let seals = cgmem_get_seals(fd)
         guard seals >= 0 else {
-            throw GmemError(.invalidArgument, "stored guest fd is not a sealable memfd: F_GET_SEALS failed (\(String(cString: strerror(errno))))")
+            throw GmemError(
+                .invalidArgument,
+                "stored guest fd is not a sealable memfd: F_GET_SEALS failed (\(String(cString: strerror(errno))))"
+            )
         }
         guard seals & Region.requiredSeals == Region.requiredSeals else {
-            throw GmemError(.invalidArgument, "stored guest memfd lacks the F_SEAL_GROW|F_SEAL_SHRINK seals (seals 0x\(String(seals, radix: 16)))")
+            throw GmemError(
+                .invalidArgument,
+                "stored guest memfd lacks the F_SEAL_GROW|F_SEAL_SHRINK seals (seals 0x\(String(seals, radix: 16)))"
+            )
         }
     }
 }

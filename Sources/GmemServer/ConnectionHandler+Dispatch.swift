@@ -28,10 +28,20 @@ extension ConnectionHandler {
             case .read(let gpa, let length):
                 guard length <= maxPayload else { throw Errno.messageTooLong }
                 try self.replyWithCopy(header, length: Int(length)) { buffer throws(GmemError) in
-                    try memory.read(at: GuestPhysicalAddress(gpa), into: buffer, holding: &self.held, counters: self.counters)
+                    try memory.read(
+                        at: GuestPhysicalAddress(gpa),
+                        into: buffer,
+                        holding: &self.held,
+                        counters: self.counters
+                    )
                 }
             case .write(let gpa, let data):
-                try memory.write(at: GuestPhysicalAddress(gpa), from: data, holding: &self.held, counters: self.counters)
+                try memory.write(
+                    at: GuestPhysicalAddress(gpa),
+                    from: data,
+                    holding: &self.held,
+                    counters: self.counters
+                )
                 Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
             case .gpcActivate(let gpa, let length):
                 try self.activateCache(header, gpa: gpa, length: Int(length))
@@ -71,10 +81,16 @@ extension ConnectionHandler {
                 Reply.encode(replyingTo: header, payload: try StatsReply(entries: entries), into: &self.outbound)
             case .pageState(let gpa, let pageCount):
                 guard memory.geometry.isPageAligned(gpa) else { throw Errno.invalidArgument }
-                guard PageStateReply.payloadLength(pageCount: pageCount) <= maxPayload else { throw Errno.messageTooLong }
+                guard PageStateReply.payloadLength(pageCount: pageCount) <= maxPayload else {
+                    throw Errno.messageTooLong
+                }
                 let states = try memory.pageStates(at: GuestPhysicalAddress(gpa), pageCount: Int(pageCount))
                 let entries = states.map {
-                    PageStateEntry(saturatingRefcount: Int($0.count), isPrivate: $0.isPrivate, isAccessible: $0.isAccessible)
+                    PageStateEntry(
+                        saturatingRefcount: Int($0.count),
+                        isPrivate: $0.isPrivate,
+                        isAccessible: $0.isAccessible
+                    )
                 }
                 Reply.encode(replyingTo: header, payload: PageStateReply(entries: entries), into: &self.outbound)
             }
@@ -141,7 +157,11 @@ extension ConnectionHandler {
 
     /// Runs a conversion or discard inline when small, else on the thread
     /// pool, pausing this connection (and only it) until the reply is queued.
-    private func runMaybeOffloaded(_ header: FrameHeader, size: UInt64, _ operation: @escaping @Sendable () throws(GmemError) -> Void) throws {
+    private func runMaybeOffloaded(
+        _ header: FrameHeader,
+        size: UInt64,
+        _ operation: @escaping @Sendable () throws(GmemError) -> Void
+    ) throws {
         guard size > self.server.configuration.offloadThreshold, let context = self.context else {
             try operation()
             Reply.encodeEmpty(replyingTo: header, into: &self.outbound)

@@ -160,7 +160,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.perform(self.state.frameReceived(opcode: header.opcode, hello: hello), for: header, payload: payload)
     }
 
-    private func perform(_ action: ConnectionState.FrameAction, for header: FrameHeader, payload: UnsafeRawBufferPointer = .init(start: nil, count: 0)) {
+    private func perform(
+        _ action: ConnectionState.FrameAction,
+        for header: FrameHeader,
+        payload: UnsafeRawBufferPointer = .init(start: nil, count: 0)
+    ) {
         switch action {
         case .ignore:
             return

@@ -18,7 +18,12 @@ extension GmemServer {
         threadPool: NIOThreadPool = .singleton,
         logger: Logger = Logger(label: "gmemd", factory: { _ in SwiftLogNoOpLogHandler() })
     ) -> any ChannelInboundHandler {
-        let context = ServerContext(memory: memory, configuration: configuration, logger: logger, threadPool: threadPool)
+        let context = ServerContext(
+            memory: memory,
+            configuration: configuration,
+            logger: logger,
+            threadPool: threadPool
+        )
         context.connections.wrappingAdd(1, ordering: .relaxed)
         return ConnectionHandler(server: context, admission: readOnly ? .readOnly : .readWrite, peer: "embedded")
     }

@@ -39,8 +39,19 @@ public final class GmemServer: Sendable {
 
     public var memory: GuestMemory { self.context.memory }
 
-    public init(memory: GuestMemory, configuration: ServerConfiguration, group: any EventLoopGroup, threadPool: NIOThreadPool, logger: Logger) {
-        self.context = ServerContext(memory: memory, configuration: configuration, logger: logger, threadPool: threadPool)
+    public init(
+        memory: GuestMemory,
+        configuration: ServerConfiguration,
+        group: any EventLoopGroup,
+        threadPool: NIOThreadPool,
+        logger: Logger
+    ) {
+        self.context = ServerContext(
+            memory: memory,
+            configuration: configuration,
+            logger: logger,
+            threadPool: threadPool
+        )
         self.group = group
         self.closed = group.next().makePromise()
     }

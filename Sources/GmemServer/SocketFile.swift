@@ -23,7 +23,10 @@ enum SocketFile {
         }
         // Nobody listens: the file is left over from a daemon that died.
         guard unlink(path) == 0 || errno == ENOENT else {
-            throw GmemError(GmemError.Code(errno: errno), "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+            throw GmemError(
+                GmemError.Code(errno: errno),
+                "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))"
+            )
         }
     }
 

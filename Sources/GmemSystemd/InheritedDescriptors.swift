@@ -75,7 +75,11 @@ public struct InheritedDescriptors: Sendable, Hashable {
                 (kind, what) = (\.listener, "listening socket")
             } else {
                 result.unrecognized.append(
-                    Unrecognized(descriptor: descriptor, name: name, reason: "neither a stored region nor a listening Unix stream socket")
+                    Unrecognized(
+                        descriptor: descriptor,
+                        name: name,
+                        reason: "neither a stored region nor a listening Unix stream socket"
+                    )
                 )
                 continue
             }

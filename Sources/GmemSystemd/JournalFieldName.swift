@@ -51,7 +51,8 @@ public enum JournalFieldName {
 
     /// Whether journald would keep a field of this name.
     public static func isValid(_ name: String) -> Bool {
-        guard let first = name.utf8.first, first != UInt8(ascii: "_"), !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first),
+        guard let first = name.utf8.first, first != UInt8(ascii: "_"),
+            !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first),
             name.utf8.count <= Self.maximumLength
         else { return false }
         return name.utf8.allSatisfy {

@@ -30,7 +30,12 @@ public struct SystemJournal: JournalSink {
     }
 
     /// Nests `withUnsafeBufferPointer` so every buffer stays pinned while the iovecs are used.
-    private static func withPointers(_ buffers: [[UInt8]], index: Int, into vectors: inout [iovec], _ body: ([iovec]) -> Void) {
+    private static func withPointers(
+        _ buffers: [[UInt8]],
+        index: Int,
+        into vectors: inout [iovec],
+        _ body: ([iovec]) -> Void
+    ) {
         guard index < buffers.count else { return body(vectors) }
         buffers[index].withUnsafeBufferPointer { bytes in
             vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
@@ -50,7 +55,12 @@ public struct JournalLogHandler: LogHandler {
     private let identifier: String
     private let sink: any JournalSink
 
-    public init(label: String, identifier: String = "gmemd", level: Logger.Level = .info, sink: any JournalSink = SystemJournal()) {
+    public init(
+        label: String,
+        identifier: String = "gmemd",
+        level: Logger.Level = .info,
+        sink: any JournalSink = SystemJournal()
+    ) {
         self.label = label
         self.identifier = identifier
         self.logLevel = level

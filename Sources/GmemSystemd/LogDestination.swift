@@ -16,7 +16,9 @@ public enum LogDestination: Sendable, Hashable {
     public static func detect(journalStream: String?) -> LogDestination {
         guard let journalStream else { return .standardError }
         let parts = journalStream.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return .standardError }
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else {
+            return .standardError
+        }
         var status = stat()
         // fstat of fd 2: what stderr is now, not what it was when JOURNAL_STREAM was set.
         guard fstat(2, &status) == 0 else { return .standardError }

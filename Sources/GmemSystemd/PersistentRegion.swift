@@ -58,7 +58,12 @@ public struct PersistentRegion: Sendable {
         }
     }
 
-    private static func recover(guest: Int32, state stateDescriptor: Int32, configuration: GuestMemory.Configuration, logger: Logger) throws(GmemError) -> PersistentRegion {
+    private static func recover(
+        guest: Int32,
+        state stateDescriptor: Int32,
+        configuration: GuestMemory.Configuration,
+        logger: Logger
+    ) throws(GmemError) -> PersistentRegion {
         let state: StateFile
         do {
             state = try StateFile.adopt(stateDescriptor)
@@ -81,7 +86,11 @@ public struct PersistentRegion: Sendable {
         return PersistentRegion(memory: memory, state: state, regionID: state.header.regionID, recovered: true)
     }
 
-    private static func create(configuration: GuestMemory.Configuration, notifier: any ServiceNotifier, logger: Logger) throws(GmemError) -> PersistentRegion {
+    private static func create(
+        configuration: GuestMemory.Configuration,
+        notifier: any ServiceNotifier,
+        logger: Logger
+    ) throws(GmemError) -> PersistentRegion {
         let regionID = UInt64.random(in: 1...UInt64.max)
         let (memory, state) = try GuestMemory.makePersistent(configuration, regionID: regionID)
         // Both fds are stored before READY=1, so no client can have written

@@ -17,7 +17,11 @@ public final class StatusReporter: @unchecked Sendable {  // Immutable; Dispatch
     private let started = Atomic<Bool>(false)
     private let last = Locked<String>("")
 
-    public init(period: Duration = StatusReporter.defaultPeriod, notifier: any ServiceNotifier, summary: @escaping @Sendable () -> String) {
+    public init(
+        period: Duration = StatusReporter.defaultPeriod,
+        notifier: any ServiceNotifier,
+        summary: @escaping @Sendable () -> String
+    ) {
         // A queue of its own: the timer must never wait behind the serving threads.
         self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "gmemd.status"))
         self.period = period
@@ -31,7 +35,11 @@ public final class StatusReporter: @unchecked Sendable {  // Immutable; Dispatch
         guard !self.started.exchange(true, ordering: .relaxed) else { return }
         let source = self.timer
         let period = Watchdog.nanoseconds(self.period)
-        source.schedule(deadline: .now() + .nanoseconds(period), repeating: .nanoseconds(period), leeway: .milliseconds(100))
+        source.schedule(
+            deadline: .now() + .nanoseconds(period),
+            repeating: .nanoseconds(period),
+            leeway: .milliseconds(100)
+        )
         source.setEventHandler { [self] in self.send() }
         source.resume()
     }

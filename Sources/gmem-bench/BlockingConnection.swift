@@ -26,7 +26,13 @@ final class BlockingConnection {
         let capacity = receiveCapacity > 0 ? max(receiveCapacity, 4096) : 64 << 10
         self.buffer = .allocate(byteCount: capacity, alignment: 64)
         self.hello = HelloReply(
-            features: [], pageSize: 4096, folioSize: 4096, regionSize: 0, regionID: 0, maxPayload: 0, maxGpcs: 0,
+            features: [],
+            pageSize: 4096,
+            folioSize: 4096,
+            regionSize: 0,
+            regionID: 0,
+            maxPayload: 0,
+            maxGpcs: 0,
             regionFlags: []
         )
         do {
@@ -162,14 +168,21 @@ final class BlockingConnection {
         while handles.count < windows.count {
             self.scratch.removeAll(keepingCapacity: true)
             while sent < windows.count && sent - handles.count < window {
-                ids.append(try self.append(.gpcActivate(gpa: windows[sent].gpa, length: windows[sent].length), to: &self.scratch))
+                ids.append(
+                    try self.append(
+                        .gpcActivate(gpa: windows[sent].gpa, length: windows[sent].length),
+                        to: &self.scratch
+                    )
+                )
                 sent += 1
             }
             if !self.scratch.isEmpty { try self.send(self.scratch) }
             let reply = try self.awaitReply(id: ids[handles.count])
             if let errno = reply.errno {
                 let failed = windows[handles.count]
-                throw BenchError("GPC_ACTIVATE #\(handles.count) gpa=0x\(String(failed.gpa, radix: 16)) failed: \(errno)")
+                throw BenchError(
+                    "GPC_ACTIVATE #\(handles.count) gpa=0x\(String(failed.gpa, radix: 16)) failed: \(errno)"
+                )
             }
             handles.append(try reply.decodePayload(as: GpcActivateReply.self).handle)
         }

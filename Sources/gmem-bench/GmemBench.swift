@@ -11,7 +11,8 @@ import Glibc
 struct GmemBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gmem-bench",
-        abstract: "Benchmarks for gmemd: the core's start-up, the served protocol against a raw baseline, the target suite.",
+        abstract:
+            "Benchmarks for gmemd: the core's start-up, the served protocol against a raw baseline, the target suite.",
         discussion: "Measure with release builds (swift build -c release). See Benchmarks/README.md.",
         subcommands: [Startup.self, RunCommand.self, RawServerCommand.self, ProtectPairCommand.self, SuiteCommand.self]
     )

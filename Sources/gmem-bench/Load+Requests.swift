@@ -52,16 +52,24 @@ struct RequestPlan {
         let span = UInt64(spec.payload) + self.pageSize - 1
         switch spec.operation {
         case .ping, .read:
-            guard spec.payload <= maxPayload else { throw BenchError("--payload \(spec.payload) exceeds max_payload \(maxPayload)") }
+            guard spec.payload <= maxPayload else {
+                throw BenchError("--payload \(spec.payload) exceeds max_payload \(maxPayload)")
+            }
         case .write:
-            guard spec.payload <= maxPayload - 16 else { throw BenchError("--payload \(spec.payload) exceeds max_payload - 16 (\(maxPayload - 16))") }
+            guard spec.payload <= maxPayload - 16 else {
+                throw BenchError("--payload \(spec.payload) exceeds max_payload - 16 (\(maxPayload - 16))")
+            }
         case .gpcRead, .gpcWrite, .mixed:
             guard spec.payload <= Int(hello.pageSize) else {
-                throw BenchError("--payload \(spec.payload) exceeds the page size \(hello.pageSize): a GPC lies within one page")
+                throw BenchError(
+                    "--payload \(spec.payload) exceeds the page size \(hello.pageSize): a GPC lies within one page"
+                )
             }
         }
         guard self.hotGPA + span / self.pageSize * self.pageSize <= hello.regionSize else {
-            throw BenchError("the region (\(hello.regionSize) bytes) is too small for page \(spec.hotPage) plus \(spec.payload) bytes")
+            throw BenchError(
+                "the region (\(hello.regionSize) bytes) is too small for page \(spec.hotPage) plus \(spec.payload) bytes"
+            )
         }
         if spec.operation.usesCaches {
             let count = spec.pattern == .hot ? 1 : min(Int(hello.maxGpcs), 64)
@@ -135,7 +143,9 @@ struct RequestPlan {
             try Request.gpcRead(handle: self.nextHandle(), offset: 0, length: UInt32(length)).encode(id: id, into: &out)
         case .gpcWrite:
             let handle = self.nextHandle()
-            try self.data.withUnsafeBytes { try Request.gpcWrite(handle: handle, offset: 0, data: $0).encode(id: id, into: &out) }
+            try self.data.withUnsafeBytes {
+                try Request.gpcWrite(handle: handle, offset: 0, data: $0).encode(id: id, into: &out)
+            }
         case .mixed:
             // Unreachable: `.mixed` was replaced by a concrete operation above. A PING keeps
             // the pipeline's accounting right even if that ever changed.

@@ -99,7 +99,11 @@ final class Timeline: @unchecked Sendable {
 final class Worker: @unchecked Sendable {
     let index: Int
     let completed = Atomic<UInt64>(0)
-    var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    var histogram = Histogram<UInt64>(
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 60_000_000_000,
+        numberOfSignificantValueDigits: .three
+    )
     var ops: UInt64 = 0
     var bytes: UInt64 = 0
     var errors: UInt64 = 0
@@ -121,7 +125,9 @@ final class Worker: @unchecked Sendable {
             self.regionFlags = opened.hello.regionFlags
             plan = try RequestPlan(spec: spec, index: self.index, connection: opened)
             if self.index == 0 && spec.operation != .ping && opened.hello.regionSize > 0 {
-                self.pagePrivate = try? opened.pageIsPrivate(gpa: spec.pattern == .hot ? spec.hotPage * UInt64(opened.hello.pageSize) : 0)
+                self.pagePrivate = try? opened.pageIsPrivate(
+                    gpa: spec.pattern == .hot ? spec.hotPage * UInt64(opened.hello.pageSize) : 0
+                )
             }
         } catch {
             self.failure = "connection \(self.index): \(error)"
@@ -139,7 +145,8 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Keeps `depth` requests in flight until the window ends, then drains.
-    private func measure(connection: BlockingConnection, plan: inout RequestPlan, depth: Int, timeline: Timeline) throws {
+    private func measure(connection: BlockingConnection, plan: inout RequestPlan, depth: Int, timeline: Timeline) throws
+    {
         let start = timeline.measureStart
         let end = timeline.measureEnd
         // In-flight requests, oldest first: replies come in request order.
@@ -172,7 +179,8 @@ final class Worker: @unchecked Sendable {
             if header.status != 0 {
                 self.errors += 1
                 if self.firstError == nil {
-                    self.firstError = "\(header.opcode): \(Errno(wireStatus: header.status).map { "\($0)" } ?? "status \(header.status)")"
+                    self.firstError =
+                        "\(header.opcode): \(Errno(wireStatus: header.status).map { "\($0)" } ?? "status \(header.status)")"
                 }
             } else if sent >= start && now <= end {
                 self.histogram.record(now - sent)
@@ -202,7 +210,9 @@ final class Worker: @unchecked Sendable {
 enum LoadDriver {
     /// Runs one measurement: a thread per connection, warm-up, then the measured window.
     static func run(_ spec: LoadSpec) throws -> LoadResult {
-        guard spec.connections >= 1, spec.depth >= 1 else { throw BenchError("--connections and --depth must be at least 1") }
+        guard spec.connections >= 1, spec.depth >= 1 else {
+            throw BenchError("--connections and --depth must be at least 1")
+        }
         let control = try (spec.readsStats ? BlockingConnection(path: spec.socketPath) : nil)
         defer { control?.close() }
 
@@ -212,7 +222,9 @@ enum LoadDriver {
         let go = Barrier(count: spec.connections + 1)
         var threads: [PosixThread] = []
         for worker in workers {
-            threads.append(try PosixThread(stackSize: 1 << 20) { worker.run(spec: spec, timeline: timeline, ready: ready, go: go) })
+            threads.append(
+                try PosixThread(stackSize: 1 << 20) { worker.run(spec: spec, timeline: timeline, ready: ready, go: go) }
+            )
         }
         ready.wait()
         let failures = workers.compactMap(\.failure)
@@ -222,7 +234,7 @@ enum LoadDriver {
         timeline.aborted = !failures.isEmpty
         go.wait()
         if !failures.isEmpty {
-            threads.forEach { $0.join() }
+            for thread in threads { thread.join() }
             for worker in workers { worker.connection?.close() }
             throw BenchError(failures.joined(separator: "; "))
         }
@@ -240,14 +252,17 @@ enum LoadDriver {
                 let count = workers.reduce(0) { $0 + $1.completed.load(ordering: .relaxed) }
                 let rate = Double(count - lastCount) / (Double(time - lastTime) / 1e9)
                 let elapsed = Double(time - timeline.measureStart) / 1e9
-                emit("\r\u{1B}[K  \(spec.label): \(fixed(elapsed, 1))/\(fixed(spec.duration, 1)) s  \(grouped(rate)) ops/s", terminator: "")
+                emit(
+                    "\r\u{1B}[K  \(spec.label): \(fixed(elapsed, 1))/\(fixed(spec.duration, 1)) s  \(grouped(rate)) ops/s",
+                    terminator: ""
+                )
                 lastCount = count
                 lastTime = time
             }
         }
         let after = try control.map { DaemonCounters(try $0.stats()) }
         if spec.progress { emit("\r\u{1B}[K", terminator: "") }
-        threads.forEach { $0.join() }
+        for thread in threads { thread.join() }
         for worker in workers { worker.connection?.close() }
 
         let lateFailures = workers.compactMap(\.failure)

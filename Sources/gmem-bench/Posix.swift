@@ -150,10 +150,15 @@ struct PosixThread {
         if stackSize > 0 { pthread_attr_setstacksize(&attributes, stackSize) }
         let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
         var handle = pthread_t()
-        let status = pthread_create(&handle, &attributes, { context in
-            Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().body()
-            return nil
-        }, context)
+        let status = pthread_create(
+            &handle,
+            &attributes,
+            { context in
+                Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().body()
+                return nil
+            },
+            context
+        )
         guard status == 0 else {
             Unmanaged<ThreadBody>.fromOpaque(context).release()
             throw SystemError("pthread_create", status)

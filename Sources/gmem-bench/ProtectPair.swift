@@ -17,7 +17,12 @@ struct ProtectPairMeasurement: Sendable {
     var pages: Int
 
     static func measure(
-        regionSize: UInt64 = 64 << 20, pages: Int = 1, batches: Int = 31, pairsPerBatch: Int = 10_000, writes: Bool = false, sibling: Bool = false
+        regionSize: UInt64 = 64 << 20,
+        pages: Int = 1,
+        batches: Int = 31,
+        pairsPerBatch: Int = 10_000,
+        writes: Bool = false,
+        sibling: Bool = false
     ) throws -> ProtectPairMeasurement {
         let pageSize = GuestMemory.systemPageSize
         // A second thread of this process that keeps waking up on the other core, as the daemon's other event
@@ -32,12 +37,16 @@ struct ProtectPairMeasurement: Sendable {
         let geometry = try RegionGeometry(regionSize: regionSize, pageSize: pageSize, folioSize: pageSize)
         let region = try Region(geometry: geometry, backing: .memfd, initiallyAccessible: false)
         let length = Int(regionSize)
-        guard let base = mmap(nil, length, PROT_NONE, MAP_SHARED | MAP_NORESERVE, region.fileDescriptor, 0), base != MAP_FAILED else {
+        guard let base = mmap(nil, length, PROT_NONE, MAP_SHARED | MAP_NORESERVE, region.fileDescriptor, 0),
+            base != MAP_FAILED
+        else {
             throw SystemError("mmap of the memfd")
         }
         defer { munmap(base, length) }
         // A range in the middle, so each restore splits the mapping in three and each zap merges it back.
-        guard pages >= 1, pages * pageSize < length / 2 else { throw BenchError("--pages must lie in 1 ..< half the mapping") }
+        guard pages >= 1, pages * pageSize < length / 2 else {
+            throw BenchError("--pages must lie in 1 ..< half the mapping")
+        }
         let page = base + (length / 2 / pageSize) * pageSize
         let span = pages * pageSize
         var sink: UInt8 = 0
@@ -84,7 +93,8 @@ final class SiblingFlag: @unchecked Sendable {
 struct ProtectPairCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protect-pair",
-        abstract: "Measure one restore+zap pair (mprotect RW, touch, mprotect NONE) on a shared memfd mapping, in-process."
+        abstract:
+            "Measure one restore+zap pair (mprotect RW, touch, mprotect NONE) on a shared memfd mapping, in-process."
     )
 
     @Option(help: "Size of the memfd mapping.")
@@ -109,12 +119,21 @@ struct ProtectPairCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard self.batches >= 1, self.pairs >= 1 else { throw ValidationError("--batches and --pairs must be at least 1") }
+        guard self.batches >= 1, self.pairs >= 1 else {
+            throw ValidationError("--batches and --pairs must be at least 1")
+        }
     }
 
     func run() throws {
         warnIfDebug(allow: true)
-        let result = try ProtectPairMeasurement.measure(regionSize: self.size.bytes, pages: self.pages, batches: self.batches, pairsPerBatch: self.pairs, writes: self.write, sibling: self.sibling)
+        let result = try ProtectPairMeasurement.measure(
+            regionSize: self.size.bytes,
+            pages: self.pages,
+            batches: self.batches,
+            pairsPerBatch: self.pairs,
+            writes: self.write,
+            sibling: self.sibling
+        )
         if self.json {
             var object = JSONObject()
             object["ns_per_pair"] = .number(result.nanosPerPair)
@@ -127,8 +146,12 @@ struct ProtectPairCommand: ParsableCommand {
             object["debug_build"] = .bool(isDebugBuild)
             print(JSONValue.object(object).rendered())
         } else {
-            print("gmem-bench protect-pair: \(ByteSize(bytes: result.regionSize)) shared memfd mapping, \(self.pages) page(s) in the middle, \(self.write ? "write" : "read") touch\(self.sibling ? ", sibling thread waking every 20 us" : "")")
-            print("  restore+zap pair: \(fixed(result.nanosPerPair, 0)) ns (median of \(result.batches) batches of \(result.pairsPerBatch); best batch \(fixed(result.minimumNanosPerPair, 0)) ns)")
+            print(
+                "gmem-bench protect-pair: \(ByteSize(bytes: result.regionSize)) shared memfd mapping, \(self.pages) page(s) in the middle, \(self.write ? "write" : "read") touch\(self.sibling ? ", sibling thread waking every 20 us" : "")"
+            )
+            print(
+                "  restore+zap pair: \(fixed(result.nanosPerPair, 0)) ns (median of \(result.batches) batches of \(result.pairsPerBatch); best batch \(fixed(result.minimumNanosPerPair, 0)) ns)"
+            )
         }
     }
 }

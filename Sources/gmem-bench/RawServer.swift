@@ -31,12 +31,21 @@ final class RawServer: @unchecked Sendable {
     private var loops: [EpollLoop] = []
     private var nextLoop = 0
 
-    init(socketPath: String, size: Int = 64 << 20, maxPayload: Int = WireProtocol.defaultMaxPayload, mode: Mode = .threads) throws {
+    init(
+        socketPath: String,
+        size: Int = 64 << 20,
+        maxPayload: Int = WireProtocol.defaultMaxPayload,
+        mode: Mode = .threads
+    ) throws {
         self.mode = mode
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard size >= pageSize, size % pageSize == 0 else { throw BenchError("raw server size must be a multiple of \(pageSize)") }
+        guard size >= pageSize, size % pageSize == 0 else {
+            throw BenchError("raw server size must be a multiple of \(pageSize)")
+        }
         // MAP_SHARED | MAP_ANONYMOUS is shmem, like gmemd's memfd; every page is touched so none faults later.
-        guard let mapping = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0), mapping != MAP_FAILED else {
+        guard let mapping = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
+            mapping != MAP_FAILED
+        else {
             throw SystemError("mmap of the raw server's \(size)-byte region")
         }
         memset(mapping, 0xA5, size)
@@ -45,8 +54,14 @@ final class RawServer: @unchecked Sendable {
         self.maxPayload = maxPayload
         self.socketPath = socketPath
         self.hello = HelloReply(
-            features: [], pageSize: UInt32(pageSize), folioSize: UInt32(pageSize), regionSize: UInt64(size),
-            regionID: 0x7261_775f_6261_7365, maxPayload: UInt32(maxPayload), maxGpcs: 0, regionFlags: []
+            features: [],
+            pageSize: UInt32(pageSize),
+            folioSize: UInt32(pageSize),
+            regionSize: UInt64(size),
+            regionID: 0x7261_775f_6261_7365,
+            maxPayload: UInt32(maxPayload),
+            maxGpcs: 0,
+            regionFlags: []
         )
         self.listenFD = try UnixSocket.listen(path: socketPath)
     }
@@ -208,8 +223,18 @@ final class RawServer: @unchecked Sendable {
 // depend on NIO's shims: the three calls are bound by symbol name. Their arguments are plain integers and pointers,
 // which the Swift and C calling conventions pass alike on x86_64 and arm64.
 @_silgen_name("epoll_create1") private func sys_epoll_create1(_ flags: Int32) -> Int32
-@_silgen_name("epoll_ctl") private func sys_epoll_ctl(_ epfd: Int32, _ op: Int32, _ fd: Int32, _ event: UnsafeMutableRawPointer?) -> Int32
-@_silgen_name("epoll_wait") private func sys_epoll_wait(_ epfd: Int32, _ events: UnsafeMutableRawPointer?, _ maxEvents: Int32, _ timeout: Int32) -> Int32
+@_silgen_name("epoll_ctl") private func sys_epoll_ctl(
+    _ epfd: Int32,
+    _ op: Int32,
+    _ fd: Int32,
+    _ event: UnsafeMutableRawPointer?
+) -> Int32
+@_silgen_name("epoll_wait") private func sys_epoll_wait(
+    _ epfd: Int32,
+    _ events: UnsafeMutableRawPointer?,
+    _ maxEvents: Int32,
+    _ timeout: Int32
+) -> Int32
 
 /// struct epoll_event: {u32 events; u64 data}, packed on x86_64 (12 bytes), naturally aligned elsewhere (16).
 private enum EpollEvent {
@@ -268,7 +293,11 @@ private final class EpollLoop: @unchecked Sendable {
         var event = [UInt8](repeating: 0, count: EpollEvent.size)
         let added = event.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: EpollEvent.epollIn, toByteOffset: 0, as: UInt32.self)
-            raw.storeBytes(of: UInt64(UInt(bitPattern: connection.toOpaque())), toByteOffset: EpollEvent.dataOffset, as: UInt64.self)
+            raw.storeBytes(
+                of: UInt64(UInt(bitPattern: connection.toOpaque())),
+                toByteOffset: EpollEvent.dataOffset,
+                as: UInt64.self
+            )
             return sys_epoll_ctl(self.epollFD, EpollEvent.add, fd, raw.baseAddress)
         }
         if added != 0 { connection.release() }
@@ -284,7 +313,10 @@ private final class EpollLoop: @unchecked Sendable {
                 return
             }
             for index in 0..<Int(count) {
-                let data = events.loadUnaligned(fromByteOffset: index * EpollEvent.size + EpollEvent.dataOffset, as: UInt64.self)
+                let data = events.loadUnaligned(
+                    fromByteOffset: index * EpollEvent.size + EpollEvent.dataOffset,
+                    as: UInt64.self
+                )
                 let pointer = UnsafeMutableRawPointer(bitPattern: UInt(data))!
                 let connection = Unmanaged<EpollConnection>.fromOpaque(pointer).takeUnretainedValue()
                 if !self.service(connection) {
@@ -299,11 +331,20 @@ private final class EpollLoop: @unchecked Sendable {
     private func service(_ connection: EpollConnection) -> Bool {
         let capacity = connection.buffer.count
         if connection.end == capacity {
-            memmove(connection.buffer.baseAddress!, connection.buffer.baseAddress! + connection.start, connection.end - connection.start)
+            memmove(
+                connection.buffer.baseAddress!,
+                connection.buffer.baseAddress! + connection.start,
+                connection.end - connection.start
+            )
             connection.end -= connection.start
             connection.start = 0
         }
-        let count = recv(connection.fd, connection.buffer.baseAddress! + connection.end, capacity - connection.end, Int32(MSG_DONTWAIT))
+        let count = recv(
+            connection.fd,
+            connection.buffer.baseAddress! + connection.end,
+            capacity - connection.end,
+            Int32(MSG_DONTWAIT)
+        )
         if count < 0 { return errno == EAGAIN || errno == EINTR }
         if count == 0 { return false }
         connection.end += count
@@ -346,7 +387,8 @@ private final class EpollLoop: @unchecked Sendable {
 struct RawServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "raw-server",
-        abstract: "Serve HELLO, PING and READ from a plain, always-accessible mapping: the baseline of `run` and `suite`."
+        abstract:
+            "Serve HELLO, PING and READ from a plain, always-accessible mapping: the baseline of `run` and `suite`."
     )
 
     @Option(help: "The Unix socket to listen on.")
@@ -358,14 +400,23 @@ struct RawServerCommand: ParsableCommand {
     @Option(help: "The max_payload the HELLO reply announces.")
     var maxPayload = ByteSize(bytes: UInt64(WireProtocol.defaultMaxPayload))
 
-    @Flag(help: "Serve from epoll event loops (one per core) instead of a thread per connection: a diagnostic baseline.")
+    @Flag(
+        help: "Serve from epoll event loops (one per core) instead of a thread per connection: a diagnostic baseline."
+    )
     var epoll = false
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         let mode: RawServer.Mode = self.epoll ? .epoll : .threads
-        let server = try RawServer(socketPath: self.socket, size: Int(self.size.bytes), maxPayload: Int(self.maxPayload.bytes), mode: mode)
-        warn("raw-server: listening on \(self.socket) (\(self.size), \(self.epoll ? "epoll loops" : "thread per connection"))")
+        let server = try RawServer(
+            socketPath: self.socket,
+            size: Int(self.size.bytes),
+            maxPayload: Int(self.maxPayload.bytes),
+            mode: mode
+        )
+        warn(
+            "raw-server: listening on \(self.socket) (\(self.size), \(self.epoll ? "epoll loops" : "thread per connection"))"
+        )
         try server.serveForever()
     }
 }

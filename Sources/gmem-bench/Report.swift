@@ -30,12 +30,13 @@ indirect enum JSONValue {
         case .string(let value): return Self.quote(value)
         case .array(let values):
             guard !values.isEmpty else { return "[]" }
-            return "[\n" + values.map { pad + $0.rendered(indent: indent + 1) }.joined(separator: ",\n") + "\n\(closing)]"
+            return "[\n" + values.map { pad + $0.rendered(indent: indent + 1) }.joined(separator: ",\n")
+                + "\n\(closing)]"
         case .object(let object):
             guard !object.keys.isEmpty else { return "{}" }
             return "{\n"
                 + object.keys.map { pad + Self.quote($0) + ": " + object.values[$0]!.rendered(indent: indent + 1) }
-                    .joined(separator: ",\n") + "\n\(closing)}"
+                .joined(separator: ",\n") + "\n\(closing)}"
         }
     }
 
@@ -115,7 +116,9 @@ struct TextTable {
     func rendered() -> String {
         var widths = self.header.map(\.count)
         for row in self.rows {
-            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
         }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { index, cell in
@@ -155,7 +158,8 @@ struct MachineInfo {
         var buffer = [CChar](repeating: 0, count: 64)
         let length = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S UTC", &parts)
         let date = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let cpu = readTextFile("/proc/cpuinfo")?
+        let cpu =
+            readTextFile("/proc/cpuinfo")?
             .split(separator: "\n")
             .first { $0.hasPrefix("model name") }?
             .split(separator: ":", maxSplits: 1).last?
@@ -188,7 +192,11 @@ struct MachineInfo {
 
 extension StringProtocol {
     func trimmingCharacters() -> String {
-        String(self.drop { $0 == " " || $0 == "\t" || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\n" }.reversed())
+        String(
+            self.drop { $0 == " " || $0 == "\t" || $0 == "\n" }.reversed().drop {
+                $0 == " " || $0 == "\t" || $0 == "\n"
+            }.reversed()
+        )
     }
 }
 
@@ -238,7 +246,10 @@ extension LoadResult {
         object["no_direct_map"] = .bool(self.regionFlags.contains(.noDirectMap))
         if let counters {
             var daemon = JSONObject()
-            for name in ["reads", "writes", "bytes_read", "bytes_written", "restores", "zaps", "protect_calls", "protect_failures", "errors"] {
+            for name in [
+                "reads", "writes", "bytes_read", "bytes_written", "restores", "zaps", "protect_calls",
+                "protect_failures", "errors",
+            ] {
                 daemon[name] = .integer(Int64(bitPattern: counters[name]))
             }
             object["daemon_delta"] = .object(daemon)
@@ -255,8 +266,13 @@ extension LoadResult {
         let spec = self.spec
         var lines: [String] = []
         let page = self.pagePrivate.map { $0 ? " (private)" : " (SHARED: no protection calls expected)" } ?? ""
-        lines.append("\(spec.label): \(spec.operation.rawValue) \(ByteSize.format(Double(spec.payload))), \(spec.connections) conn x depth \(spec.depth), \(spec.pattern.rawValue)\(page), \(fixed(self.seconds, 1)) s after \(fixed(spec.warmup, 1)) s warm-up")
-        var table = TextTable(["ops/s", "bytes/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors"], rightAligned: Set(0..<8))
+        lines.append(
+            "\(spec.label): \(spec.operation.rawValue) \(ByteSize.format(Double(spec.payload))), \(spec.connections) conn x depth \(spec.depth), \(spec.pattern.rawValue)\(page), \(fixed(self.seconds, 1)) s after \(fixed(spec.warmup, 1)) s warm-up"
+        )
+        var table = TextTable(
+            ["ops/s", "bytes/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "errors"],
+            rightAligned: Set(0..<8)
+        )
         table.add([
             grouped(self.opsPerSecond), ByteSize.format(self.bytesPerSecond) + "/s", micros(self.p50), micros(self.p90),
             micros(self.p99), micros(self.p999), micros(self.maxLatency), "\(self.errors)",
@@ -268,7 +284,9 @@ extension LoadResult {
             func perOp(_ name: String) -> String {
                 ops > 0 ? "\(counters[name]) (\(fixed(Double(counters[name]) / ops, 3))/op)" : "\(counters[name])"
             }
-            lines.append("  daemon STATS delta: protect_calls \(perOp("protect_calls")), restores \(perOp("restores")), zaps \(perOp("zaps")), reads \(counters["reads"]), writes \(counters["writes"])")
+            lines.append(
+                "  daemon STATS delta: protect_calls \(perOp("protect_calls")), restores \(perOp("restores")), zaps \(perOp("zaps")), reads \(counters["reads"]), writes \(counters["writes"])"
+            )
         }
         return lines.joined(separator: "\n")
     }

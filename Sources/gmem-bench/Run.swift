@@ -10,7 +10,8 @@ import Glibc
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Drive gmemd (or the raw baseline) with pipelined requests and report ops/s, latency and STATS deltas.",
+        abstract:
+            "Drive gmemd (or the raw baseline) with pipelined requests and report ops/s, latency and STATS deltas.",
         discussion: """
             Exactly one of --socket (a running gmemd), --spawn (start a gmemd on a temporary socket) or --raw \
             (the in-process raw baseline server) picks the target. Each connection is a thread with blocking \
@@ -37,10 +38,17 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Region size of a spawned gmemd (default 1G) or of the raw server's mapping (default 64M).")
     var size: ByteSize?
 
-    @Option(name: .customLong("gmemd-arg"), parsing: .unconditionalSingleValue, help: "An extra argument for a spawned gmemd (repeatable), e.g. --gmemd-arg=--direct-map.")
+    @Option(
+        name: .customLong("gmemd-arg"),
+        parsing: .unconditionalSingleValue,
+        help: "An extra argument for a spawned gmemd (repeatable), e.g. --gmemd-arg=--direct-map."
+    )
     var gmemdArguments: [String] = []
 
-    @Option(help: "ping, read, write, gpc-read, gpc-write or mixed (40% read, 20% write, 20% gpc-read, 10% gpc-write, 10% ping).")
+    @Option(
+        help:
+            "ping, read, write, gpc-read, gpc-write or mixed (40% read, 20% write, 20% gpc-read, 10% gpc-write, 10% ping)."
+    )
     var op: Operation = .ping
 
     @Option(help: "Payload bytes per request (K and M suffixes).")
@@ -70,9 +78,15 @@ struct RunCommand: ParsableCommand {
     func validate() throws {
         let targets = (self.socket != nil ? 1 : 0) + (self.spawn ? 1 : 0) + (self.raw ? 1 : 0)
         guard targets == 1 else { throw ValidationError("pass exactly one of --socket PATH, --spawn or --raw") }
-        guard self.connections >= 1, self.depth >= 1 else { throw ValidationError("--connections and --depth must be at least 1") }
-        guard self.duration > 0, self.warmup >= 0 else { throw ValidationError("--duration must be positive, --warmup not negative") }
-        if self.raw && ![.ping, .read].contains(self.op) { throw ValidationError("the raw server only serves ping and read") }
+        guard self.connections >= 1, self.depth >= 1 else {
+            throw ValidationError("--connections and --depth must be at least 1")
+        }
+        guard self.duration > 0, self.warmup >= 0 else {
+            throw ValidationError("--duration must be positive, --warmup not negative")
+        }
+        if self.raw && ![.ping, .read].contains(self.op) {
+            throw ValidationError("the raw server only serves ping and read")
+        }
         if self.rawEpoll && !self.raw { throw ValidationError("--raw-epoll goes with --raw") }
         // The raw server writes replies with blocking writes: with big PINGs pipelined, it would wait for the
         // client to read while the client waits for it to read. Keep the pipelined request bytes under the
@@ -99,16 +113,22 @@ struct RunCommand: ParsableCommand {
             let (spawned, startup) = try spawnGmemd(executable, arguments)
             daemon = spawned
             socketPath = spawned.socketPath
-            target = "spawned \(executable) \(arguments.joined(separator: " ")) (answered after \(fixed(Double(startup) / 1e6, 1)) ms)"
+            target =
+                "spawned \(executable) \(arguments.joined(separator: " ")) (answered after \(fixed(Double(startup) / 1e6, 1)) ms)"
         } else if self.raw {
             let directory = try makeTemporaryDirectory(prefix: "gmem-bench-raw")
             rawDirectory = directory
             let rawSize = self.size ?? ByteSize(bytes: 64 << 20)
-            let server = try RawServer(socketPath: directory + "/raw.sock", size: Int(rawSize.bytes), mode: self.rawEpoll ? .epoll : .threads)
+            let server = try RawServer(
+                socketPath: directory + "/raw.sock",
+                size: Int(rawSize.bytes),
+                mode: self.rawEpoll ? .epoll : .threads
+            )
             try server.start()
             rawServer = server
             socketPath = server.socketPath
-            target = "raw baseline server (in-process, \(self.rawEpoll ? "epoll loops" : "thread per connection"), \(rawSize))"
+            target =
+                "raw baseline server (in-process, \(self.rawEpoll ? "epoll loops" : "thread per connection"), \(rawSize))"
         } else {
             socketPath = self.socket!
             target = "gmemd at \(socketPath)"
@@ -145,7 +165,9 @@ struct RunCommand: ParsableCommand {
             print("gmem-bench run against \(target)")
             print("machine: \(machine.summary)")
             print(result.humanReport)
-            if result.pagePrivate == false { warn("note: the page measured is SHARED; the targets are about private pages") }
+            if result.pagePrivate == false {
+                warn("note: the page measured is SHARED; the targets are about private pages")
+            }
         }
         if result.errors > 0 { warn("warning: \(result.errors) requests failed (first: \(result.firstError ?? "?"))") }
     }

@@ -10,8 +10,12 @@ func locateGmemd(_ explicit: String?) throws -> String {
         return try ExecutableLocator.gmemd(explicit: explicit, search: .besideExecutable)
     } catch GmemTestingError.binaryNotFound(let searched) {
         if let explicit { throw BenchError("--gmemd \(explicit) is not an executable file") }
-        guard let candidate = searched.first else { throw BenchError("cannot locate this executable; pass --gmemd PATH") }
-        throw BenchError("no gmemd next to gmem-bench (\(candidate)); build it (swift build -c release) or pass --gmemd PATH")
+        guard let candidate = searched.first else {
+            throw BenchError("cannot locate this executable; pass --gmemd PATH")
+        }
+        throw BenchError(
+            "no gmemd next to gmem-bench (\(candidate)); build it (swift build -c release) or pass --gmemd PATH"
+        )
     }
 }
 

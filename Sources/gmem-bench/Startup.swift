@@ -58,11 +58,17 @@ struct Startup: ParsableCommand {
         func rss(_ value: UInt64, since: UInt64) -> String {
             "VmRSS \(ByteSize.format(Double(value))) (+\(ByteSize.format(Double(value) - Double(since))))"
         }
-        print("gmem-bench startup: \(self.size) region, \(pageCount) pages, folio \(ByteSize(bytes: UInt64(memory.geometry.folioSize))), memfd, no direct map")
+        print(
+            "gmem-bench startup: \(self.size) region, \(pageCount) pages, folio \(ByteSize(bytes: UInt64(memory.geometry.folioSize))), memfd, no direct map"
+        )
         print("  before:           VmRSS \(ByteSize.format(Double(baseline)))")
         print("  create:           \(fixed(created.milliseconds, 3)) ms, \(rss(afterCreate, since: baseline))")
-        print("  touch:            \(touches) pages in \(fixed(touched.milliseconds, 3)) ms, \(rss(afterTouch, since: afterCreate))")
-        print("  protection calls: \(statistics.protectCalls) (\(statistics.restores) restores, \(statistics.zaps) zaps)")
+        print(
+            "  touch:            \(touches) pages in \(fixed(touched.milliseconds, 3)) ms, \(rss(afterTouch, since: afterCreate))"
+        )
+        print(
+            "  protection calls: \(statistics.protectCalls) (\(statistics.restores) restores, \(statistics.zaps) zaps)"
+        )
         print("  total growth:     \(ByteSize.format(Double(afterTouch) - Double(baseline)))")
     }
 }

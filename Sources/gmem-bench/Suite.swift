@@ -70,12 +70,16 @@ struct SuiteCommand: ParsableCommand {
     var allowDebug = false
 
     func validate() throws {
-        guard self.duration > 0, self.warmup >= 0 else { throw ValidationError("--duration must be positive, --warmup not negative") }
+        guard self.duration > 0, self.warmup >= 0 else {
+            throw ValidationError("--duration must be positive, --warmup not negative")
+        }
         guard self.rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         guard self.gpcConnections >= 1, self.gpcs % self.gpcConnections == 0 else {
             throw ValidationError("--gpcs must be a multiple of --gpc-connections")
         }
-        guard self.gpcsPerPage >= 1, self.gpcsPerPage * 64 <= 4096 else { throw ValidationError("--gpcs-per-page must lie in 1...64") }
+        guard self.gpcsPerPage >= 1, self.gpcsPerPage * 64 <= 4096 else {
+            throw ValidationError("--gpcs-per-page must lie in 1...64")
+        }
     }
 
     func run() throws {
@@ -115,10 +119,27 @@ struct SuiteRun {
         if !self.options.json { emit(message) } else { warn(message) }
     }
 
-    func spec(_ label: String, _ socket: String, _ operation: Operation, payload: Int = 8, connections: Int = 1, depth: Int = 1, hotPage: UInt64 = 16) -> LoadSpec {
+    func spec(
+        _ label: String,
+        _ socket: String,
+        _ operation: Operation,
+        payload: Int = 8,
+        connections: Int = 1,
+        depth: Int = 1,
+        hotPage: UInt64 = 16
+    ) -> LoadSpec {
         LoadSpec(
-            label: label, socketPath: socket, operation: operation, payload: payload, connections: connections, depth: depth,
-            pattern: .hot, warmup: self.options.warmup, duration: self.options.duration, hotPage: hotPage, progress: self.progress,
+            label: label,
+            socketPath: socket,
+            operation: operation,
+            payload: payload,
+            connections: connections,
+            depth: depth,
+            pattern: .hot,
+            warmup: self.options.warmup,
+            duration: self.options.duration,
+            hotPage: hotPage,
+            progress: self.progress,
             readsStats: !label.hasPrefix("raw")
         )
     }
@@ -153,10 +174,14 @@ struct SuiteRun {
 
     mutating func measure(_ spec: LoadSpec) throws -> LoadResult {
         let result = try LoadDriver.run(spec)
-        if result.errors > 0 { throw BenchError("\(spec.label): \(result.errors) requests failed (first: \(result.firstError ?? "?"))") }
+        if result.errors > 0 {
+            throw BenchError("\(spec.label): \(result.errors) requests failed (first: \(result.firstError ?? "?"))")
+        }
         if !self.options.json {
             let protect = result.protectCallsPerOp.map { ", \(fixed($0, 2)) protect calls/op" } ?? ""
-            emit("  \(spec.label): \(grouped(result.opsPerSecond)) ops/s, p50 \(micros(result.p50)) us, p99 \(micros(result.p99)) us\(protect)")
+            emit(
+                "  \(spec.label): \(grouped(result.opsPerSecond)) ops/s, p50 \(micros(result.p50)) us, p99 \(micros(result.p99)) us\(protect)"
+            )
         }
         return result
     }
@@ -169,17 +194,23 @@ struct SuiteRun {
     mutating func execute() throws {
         let start = monotonicNanos()
         self.log("gmem-bench suite: \(self.machine.summary)")
-        self.log("gmemd: \(self.executable); \(fixed(self.options.duration, 1)) s per run after \(fixed(self.options.warmup, 1)) s warm-up, \(self.options.rounds) interleaved rounds (median kept)")
+        self.log(
+            "gmemd: \(self.executable); \(fixed(self.options.duration, 1)) s per run after \(fixed(self.options.warmup, 1)) s warm-up, \(self.options.rounds) interleaved rounds (median kept)"
+        )
 
         if self.machine.load1 > 0.5 {
-            self.log("WARNING: the machine is busy (load average \(self.machine.loadAverage)); other work on these \(self.machine.cores) cores disturbs every number")
+            self.log(
+                "WARNING: the machine is busy (load average \(self.machine.loadAverage)); other work on these \(self.machine.cores) cores disturbs every number"
+            )
         }
 
         // The cost of one restore+zap pair on this machine (target 3's unit), and the same with a second thread of
         // the process active on the other core, as gmemd's other event loop is (TLB shootdown IPIs).
         let pair = try ProtectPairMeasurement.measure()
         let siblingPair = try ProtectPairMeasurement.measure(sibling: true)
-        self.log("restore+zap pair: \(fixed(pair.nanosPerPair, 0)) ns (\(fixed(siblingPair.nanosPerPair, 0)) ns with a sibling thread on the other core)")
+        self.log(
+            "restore+zap pair: \(fixed(pair.nanosPerPair, 0)) ns (\(fixed(siblingPair.nanosPerPair, 0)) ns with a sibling thread on the other core)"
+        )
         var pairJSON = JSONObject()
         pairJSON["ns_per_pair"] = .number(pair.nanosPerPair)
         pairJSON["min_ns_per_pair"] = .number(pair.minimumNanosPerPair)
@@ -199,7 +230,9 @@ struct SuiteRun {
     // MARK: Targets 1-6
 
     mutating func runCoreTargets(pairNanos: Double) {
-        self.log("\n[1-6] raw baseline (in-process) and gmemd \(Self.baseArguments.joined(separator: " ")), interleaved")
+        self.log(
+            "\n[1-6] raw baseline (in-process) and gmemd \(Self.baseArguments.joined(separator: " ")), interleaved"
+        )
         do {
             let directory = try makeTemporaryDirectory(prefix: "gmem-bench-raw")
             defer { rmdir(directory) }
@@ -238,17 +271,39 @@ struct SuiteRun {
             let read64K = results[8]
             let gpcRead = results[9]
             if daemon.status() == nil { throw BenchError("gmemd died: \(daemon.logTail())") }
-            if read.pagePrivate == false { self.log("WARNING: the hot page is not private; targets 3-6 are about private pages") }
+            if read.pagePrivate == false {
+                self.log("WARNING: the hot page is not private; targets 3-6 are about private pages")
+            }
 
-            self.addRatio("1", "PING p50, 1 conn, depth 1", ping.p50, rawPing.p50, baselineText: "raw", limit: 1.15, atMost: true, latency: true)
-            self.addRatio("2", "PING throughput, 2 conns x depth 16", pingThroughput.opsPerSecond, rawPingThroughput.opsPerSecond, baselineText: "raw", limit: 0.8, atMost: false, latency: false)
+            self.addRatio(
+                "1",
+                "PING p50, 1 conn, depth 1",
+                ping.p50,
+                rawPing.p50,
+                baselineText: "raw",
+                limit: 1.15,
+                atMost: true,
+                latency: true
+            )
+            self.addRatio(
+                "2",
+                "PING throughput, 2 conns x depth 16",
+                pingThroughput.opsPerSecond,
+                rawPingThroughput.opsPerSecond,
+                baselineText: "raw",
+                limit: 0.8,
+                atMost: false,
+                latency: false
+            )
             // 3: the overhead of READ over PING in units of one restore+zap pair.
             let overhead = (read.p50 - ping.p50) / pairNanos
             var row3 = TargetRow(
-                number: "3", measure: "READ p50, 1 conn, depth 1",
+                number: "3",
+                measure: "READ p50, 1 conn, depth 1",
                 value: "\(micros(read.p50)) us",
                 baseline: "PING \(micros(ping.p50)) + pair \(micros(pairNanos)) us",
-                ratio: "\(fixed(overhead, 2)) pairs", target: "<= PING + 1.2 pairs",
+                ratio: "\(fixed(overhead, 2)) pairs",
+                target: "<= PING + 1.2 pairs",
                 met: read.p50 <= ping.p50 + 1.2 * pairNanos
             )
             row3.json["value_ns"] = .number(read.p50)
@@ -257,27 +312,95 @@ struct SuiteRun {
             row3.json["overhead_pairs"] = .number(overhead)
             row3.json["pair_with_sibling_thread_ns"] = .number(self.pairWithSibling)
             self.rows.append(row3)
-            self.addRatio("4", "READ throughput, 2x16, one hot page", readThroughput.opsPerSecond, pingThroughput.opsPerSecond, baselineText: "gmemd PING 2x16", limit: 0.7, atMost: false, latency: false)
+            self.addRatio(
+                "4",
+                "READ throughput, 2x16, one hot page",
+                readThroughput.opsPerSecond,
+                pingThroughput.opsPerSecond,
+                baselineText: "gmemd PING 2x16",
+                limit: 0.7,
+                atMost: false,
+                latency: false
+            )
             let calls64K = read64K.protectCallsPerOp ?? .nan
-            self.addAbsolute("5a", "READ 64 KiB: protection calls per request", calls64K, text: fixed(calls64K, 2), target: "<= 2", met: calls64K <= 2)
-            self.addRatio("5b", "READ 64 KiB p50, 1 conn, depth 1", read64K.p50, rawRead64K.p50, baselineText: "raw 64K", limit: 1.3, atMost: true, latency: true)
-            self.addRatio("6a", "GPC_READ p50, 1 conn, depth 1", gpcRead.p50, ping.p50, baselineText: "gmemd PING", limit: 1.05, atMost: true, latency: true)
+            self.addAbsolute(
+                "5a",
+                "READ 64 KiB: protection calls per request",
+                calls64K,
+                text: fixed(calls64K, 2),
+                target: "<= 2",
+                met: calls64K <= 2
+            )
+            self.addRatio(
+                "5b",
+                "READ 64 KiB p50, 1 conn, depth 1",
+                read64K.p50,
+                rawRead64K.p50,
+                baselineText: "raw 64K",
+                limit: 1.3,
+                atMost: true,
+                latency: true
+            )
+            self.addRatio(
+                "6a",
+                "GPC_READ p50, 1 conn, depth 1",
+                gpcRead.p50,
+                ping.p50,
+                baselineText: "gmemd PING",
+                limit: 1.05,
+                atMost: true,
+                latency: true
+            )
             let gpcCalls = gpcRead.counters?["protect_calls"] ?? UInt64.max
-            self.addAbsolute("6b", "GPC_READ: protection calls in the window", Double(gpcCalls), text: "\(gpcCalls)", target: "= 0", met: gpcCalls == 0)
+            self.addAbsolute(
+                "6b",
+                "GPC_READ: protection calls in the window",
+                Double(gpcCalls),
+                text: "\(gpcCalls)",
+                target: "= 0",
+                met: gpcCalls == 0
+            )
         } catch {
             self.log("targets 1-6 failed: \(error)")
-            for (number, measure) in [("1", "PING p50"), ("2", "PING throughput"), ("3", "READ p50"), ("4", "READ throughput"), ("5", "READ 64 KiB"), ("6", "GPC_READ p50")] {
-                self.rows.append(TargetRow(number: number, measure: measure, value: "error", baseline: "-", ratio: "-", target: "-", met: nil, json: ["error": .string("\(error)")]))
+            for (number, measure) in [
+                ("1", "PING p50"), ("2", "PING throughput"), ("3", "READ p50"), ("4", "READ throughput"),
+                ("5", "READ 64 KiB"), ("6", "GPC_READ p50"),
+            ] {
+                self.rows.append(
+                    TargetRow(
+                        number: number,
+                        measure: measure,
+                        value: "error",
+                        baseline: "-",
+                        ratio: "-",
+                        target: "-",
+                        met: nil,
+                        json: ["error": .string("\(error)")]
+                    )
+                )
             }
         }
     }
 
-    mutating func addRatio(_ number: String, _ measure: String, _ value: Double, _ baseline: Double, baselineText: String, limit: Double, atMost: Bool, latency: Bool) {
+    mutating func addRatio(
+        _ number: String,
+        _ measure: String,
+        _ value: Double,
+        _ baseline: Double,
+        baselineText: String,
+        limit: Double,
+        atMost: Bool,
+        latency: Bool
+    ) {
         let ratio = value / baseline
         let show: (Double) -> String = latency ? { "\(micros($0)) us" } : { "\(grouped($0)) ops/s" }
         var row = TargetRow(
-            number: number, measure: measure, value: show(value), baseline: "\(show(baseline)) (\(baselineText))",
-            ratio: fixed(ratio, 3), target: (atMost ? "<= " : ">= ") + fixed(limit, 2) + "x",
+            number: number,
+            measure: measure,
+            value: show(value),
+            baseline: "\(show(baseline)) (\(baselineText))",
+            ratio: fixed(ratio, 3),
+            target: (atMost ? "<= " : ">= ") + fixed(limit, 2) + "x",
             met: atMost ? ratio <= limit : ratio >= limit
         )
         row.json["value"] = .number(value)
@@ -288,8 +411,25 @@ struct SuiteRun {
         self.rows.append(row)
     }
 
-    mutating func addAbsolute(_ number: String, _ measure: String, _ value: Double, text: String, target: String, met: Bool, baseline: String = "-", ratio: String = "-") {
-        var row = TargetRow(number: number, measure: measure, value: text, baseline: baseline, ratio: ratio, target: target, met: met)
+    mutating func addAbsolute(
+        _ number: String,
+        _ measure: String,
+        _ value: Double,
+        text: String,
+        target: String,
+        met: Bool,
+        baseline: String = "-",
+        ratio: String = "-"
+    ) {
+        var row = TargetRow(
+            number: number,
+            measure: measure,
+            value: text,
+            baseline: baseline,
+            ratio: ratio,
+            target: target,
+            met: met
+        )
         row.json["value"] = .number(value)
         self.rows.append(row)
     }

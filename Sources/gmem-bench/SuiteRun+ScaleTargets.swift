@@ -19,9 +19,27 @@ extension SuiteRun {
             sleepNanos(500_000_000)
             guard let idle = daemon.status() else { throw BenchError("gmemd died: \(daemon.logTail())") }
             let seconds = Double(startup) / 1e9
-            self.log("  answered after \(fixed(seconds * 1000, 1)) ms; VmRSS \(ByteSize.format(Double(idle.vmRSS))) (RssShmem \(ByteSize.format(Double(idle.rssShmem))))")
-            self.addAbsolute("7a", "start-up, 1 TiB region: spawn to HELLO reply", seconds, text: "\(fixed(seconds * 1000, 1)) ms", target: "< 1 s", met: seconds < 1, ratio: fixed(seconds, 3) + " of 1 s")
-            self.addAbsolute("7b", "idle RSS, 1 TiB region", Double(idle.vmRSS), text: ByteSize.format(Double(idle.vmRSS)), target: "< 64 MiB", met: idle.vmRSS < 64 << 20, ratio: fixed(Double(idle.vmRSS) / Double(64 << 20), 3) + " of 64 MiB")
+            self.log(
+                "  answered after \(fixed(seconds * 1000, 1)) ms; VmRSS \(ByteSize.format(Double(idle.vmRSS))) (RssShmem \(ByteSize.format(Double(idle.rssShmem))))"
+            )
+            self.addAbsolute(
+                "7a",
+                "start-up, 1 TiB region: spawn to HELLO reply",
+                seconds,
+                text: "\(fixed(seconds * 1000, 1)) ms",
+                target: "< 1 s",
+                met: seconds < 1,
+                ratio: fixed(seconds, 3) + " of 1 s"
+            )
+            self.addAbsolute(
+                "7b",
+                "idle RSS, 1 TiB region",
+                Double(idle.vmRSS),
+                text: ByteSize.format(Double(idle.vmRSS)),
+                target: "< 64 MiB",
+                met: idle.vmRSS < 64 << 20,
+                ratio: fixed(Double(idle.vmRSS) / Double(64 << 20), 3) + " of 64 MiB"
+            )
             var section = JSONObject()
             section["startup_ns"] = .integer(Int64(startup))
             section["vm_rss_at_answer"] = .integer(Int64(atAnswer?.vmRSS ?? 0))
@@ -31,7 +49,18 @@ extension SuiteRun {
             self.sections["startup_1t"] = .object(section)
         } catch {
             self.log("target 7 failed: \(error)")
-            self.rows.append(TargetRow(number: "7", measure: "start-up, 1 TiB region", value: "error", baseline: "-", ratio: "-", target: "< 1 s, < 64 MiB", met: nil, json: ["error": .string("\(error)")]))
+            self.rows.append(
+                TargetRow(
+                    number: "7",
+                    measure: "start-up, 1 TiB region",
+                    value: "error",
+                    baseline: "-",
+                    ratio: "-",
+                    target: "< 1 s, < 64 MiB",
+                    met: nil,
+                    json: ["error": .string("\(error)")]
+                )
+            )
         }
     }
 
@@ -39,7 +68,9 @@ extension SuiteRun {
 
     mutating func runIdleTarget() {
         let count = self.options.idleConnections
-        self.log("\n[8] \(count) idle connections, gmemd \(Self.baseArguments.joined(separator: " ")) --max-connections \(count + 64)")
+        self.log(
+            "\n[8] \(count) idle connections, gmemd \(Self.baseArguments.joined(separator: " ")) --max-connections \(count + 64)"
+        )
         do {
             let (daemon, _) = try self.spawn(Self.baseArguments + ["--max-connections", "\(count + 64)"])
             defer { daemon.stop() }
@@ -68,7 +99,9 @@ extension SuiteRun {
                     before = rssBefore
                     after = rssAfter
                     openSeconds = opened
-                    self.log("  opened \(count) in \(fixed(opened * 1000, 0)) ms; VmRSS \(ByteSize.format(Double(rssBefore.vmRSS))) -> \(ByteSize.format(Double(rssAfter.vmRSS))) (RssShmem \(ByteSize.format(Double(rssAfter.rssShmem) - Double(rssBefore.rssShmem))) of it), threads \(rssBefore.threads) -> \(rssAfter.threads)")
+                    self.log(
+                        "  opened \(count) in \(fixed(opened * 1000, 0)) ms; VmRSS \(ByteSize.format(Double(rssBefore.vmRSS))) -> \(ByteSize.format(Double(rssAfter.vmRSS))) (RssShmem \(ByteSize.format(Double(rssAfter.rssShmem) - Double(rssBefore.rssShmem))) of it), threads \(rssBefore.threads) -> \(rssAfter.threads)"
+                    )
                 }
                 try self.waitForConnections(socket: socket, atMost: 1)
             }
@@ -76,8 +109,25 @@ extension SuiteRun {
             let crowded = self.keep(crowdedRounds, .latency)
             let extra = Double(after.vmRSS) - Double(before.vmRSS)
             let extraShmem = Double(after.rssShmem) - Double(before.rssShmem)
-            self.addAbsolute("8a", "\(count) idle connections: extra daemon RSS", extra, text: "\(ByteSize.format(extra)) (shmem \(ByteSize.format(extraShmem)))", target: "< 64 MiB", met: extra < Double(64 << 20), ratio: fixed(extra / Double(64 << 20), 3) + " of 64 MiB")
-            self.addRatio("8b", "PING p50 of an active client, \(count) idle", crowded.p50, alone.p50, baselineText: "none idle", limit: 1.2, atMost: true, latency: true)
+            self.addAbsolute(
+                "8a",
+                "\(count) idle connections: extra daemon RSS",
+                extra,
+                text: "\(ByteSize.format(extra)) (shmem \(ByteSize.format(extraShmem)))",
+                target: "< 64 MiB",
+                met: extra < Double(64 << 20),
+                ratio: fixed(extra / Double(64 << 20), 3) + " of 64 MiB"
+            )
+            self.addRatio(
+                "8b",
+                "PING p50 of an active client, \(count) idle",
+                crowded.p50,
+                alone.p50,
+                baselineText: "none idle",
+                limit: 1.2,
+                atMost: true,
+                latency: true
+            )
             var section = JSONObject()
             section["connections"] = .integer(Int64(count))
             section["open_seconds"] = .number(openSeconds)
@@ -90,7 +140,18 @@ extension SuiteRun {
             self.sections["idle_connections"] = .object(section)
         } catch {
             self.log("target 8 failed: \(error)")
-            self.rows.append(TargetRow(number: "8", measure: "\(count) idle connections", value: "error", baseline: "-", ratio: "-", target: "< 64 MiB, <= 1.2x", met: nil, json: ["error": .string("\(error)")]))
+            self.rows.append(
+                TargetRow(
+                    number: "8",
+                    measure: "\(count) idle connections",
+                    value: "error",
+                    baseline: "-",
+                    ratio: "-",
+                    target: "< 64 MiB, <= 1.2x",
+                    met: nil,
+                    json: ["error": .string("\(error)")]
+                )
+            )
         }
     }
 
@@ -102,9 +163,13 @@ extension SuiteRun {
         let perConnection = total / connections
         let perPage = self.options.gpcsPerPage
         let maxGPCs = max(2000, perConnection * 2)
-        self.log("\n[9] \(total) active GPCs over \(connections) connections (\(perPage) per page, pages 2 apart), gmemd \(Self.baseArguments.joined(separator: " ")) --max-gpcs \(maxGPCs)")
+        self.log(
+            "\n[9] \(total) active GPCs over \(connections) connections (\(perPage) per page, pages 2 apart), gmemd \(Self.baseArguments.joined(separator: " ")) --max-gpcs \(maxGPCs)"
+        )
         do {
-            let (daemon, _) = try self.spawn(Self.baseArguments + ["--max-gpcs", "\(maxGPCs)", "--max-connections", "\(connections + 64)"])
+            let (daemon, _) = try self.spawn(
+                Self.baseArguments + ["--max-gpcs", "\(maxGPCs)", "--max-connections", "\(connections + 64)"]
+            )
             defer { daemon.stop() }
             let socket = daemon.socketPath
             // The measured pages (16 for GPC_READ, 32 for READ) lie far below the GPC area (64 MiB and up).
@@ -121,8 +186,12 @@ extension SuiteRun {
             for round in 0..<self.options.rounds {
                 if self.options.rounds > 1 { self.log("  round \(round + 1) of \(self.options.rounds)") }
                 // The measured pages (16 for GPC_READ, 32 for READ) lie far below the GPC area (64 MiB and up).
-                gpcBeforeRounds.append(try self.measure(self.spec("gmemd GPC_READ 1x1, no GPCs active", socket, .gpcRead, hotPage: 16)))
-                readBeforeRounds.append(try self.measure(self.spec("gmemd READ 1x1, no GPCs active", socket, .read, hotPage: 32)))
+                gpcBeforeRounds.append(
+                    try self.measure(self.spec("gmemd GPC_READ 1x1, no GPCs active", socket, .gpcRead, hotPage: 16))
+                )
+                readBeforeRounds.append(
+                    try self.measure(self.spec("gmemd READ 1x1, no GPCs active", socket, .read, hotPage: 32))
+                )
                 let maps = mappingCount(pid: daemon.pid) ?? 0
 
                 let control = try BlockingConnection(path: socket)
@@ -150,17 +219,27 @@ extension SuiteRun {
                 let activated = Double(monotonicNanos() - activateStart) / 1e9
                 let stats = DaemonCounters(try control.stats())
                 control.close()
-                guard stats["gpc_active"] >= UInt64(total) else { throw BenchError("gpc_active is \(stats["gpc_active"]), expected \(total)") }
+                guard stats["gpc_active"] >= UInt64(total) else {
+                    throw BenchError("gpc_active is \(stats["gpc_active"]), expected \(total)")
+                }
                 if round == 0 {
                     mapsBefore = maps
                     mapsAfter = mappingCount(pid: daemon.pid) ?? 0
                     activateSeconds = activated
                     gpcActive = stats["gpc_active"]
                     rss = daemon.status()
-                    self.log("  activated \(total) GPCs on \(pages) pages in \(fixed(activated, 2)) s; gpc_active \(gpcActive); mappings \(mapsBefore) -> \(mapsAfter); VmRSS \(ByteSize.format(Double(rss?.vmRSS ?? 0)))")
+                    self.log(
+                        "  activated \(total) GPCs on \(pages) pages in \(fixed(activated, 2)) s; gpc_active \(gpcActive); mappings \(mapsBefore) -> \(mapsAfter); VmRSS \(ByteSize.format(Double(rss?.vmRSS ?? 0)))"
+                    )
                 }
-                gpcAfterRounds.append(try self.measure(self.spec("gmemd GPC_READ 1x1, \(total) GPCs active", socket, .gpcRead, hotPage: 16)))
-                readAfterRounds.append(try self.measure(self.spec("gmemd READ 1x1, \(total) GPCs active", socket, .read, hotPage: 32)))
+                gpcAfterRounds.append(
+                    try self.measure(
+                        self.spec("gmemd GPC_READ 1x1, \(total) GPCs active", socket, .gpcRead, hotPage: 16)
+                    )
+                )
+                readAfterRounds.append(
+                    try self.measure(self.spec("gmemd READ 1x1, \(total) GPCs active", socket, .read, hotPage: 32))
+                )
                 for holder in holders { holder.close() }
                 // Closing deactivates: wait until the daemon has dropped them all before the next round.
                 try self.waitForConnections(socket: socket, atMost: 1, gpcsAtMost: 0)
@@ -169,8 +248,26 @@ extension SuiteRun {
             let readBefore = self.keep(readBeforeRounds, .latency)
             let gpcAfter = self.keep(gpcAfterRounds, .latency)
             let readAfter = self.keep(readAfterRounds, .latency)
-            self.addRatio("9a", "GPC_READ p50 with \(total) GPCs active", gpcAfter.p50, gpcBefore.p50, baselineText: "none active", limit: 1.1, atMost: true, latency: true)
-            self.addRatio("9b", "READ p50 with \(total) GPCs active", readAfter.p50, readBefore.p50, baselineText: "none active", limit: 1.1, atMost: true, latency: true)
+            self.addRatio(
+                "9a",
+                "GPC_READ p50 with \(total) GPCs active",
+                gpcAfter.p50,
+                gpcBefore.p50,
+                baselineText: "none active",
+                limit: 1.1,
+                atMost: true,
+                latency: true
+            )
+            self.addRatio(
+                "9b",
+                "READ p50 with \(total) GPCs active",
+                readAfter.p50,
+                readBefore.p50,
+                baselineText: "none active",
+                limit: 1.1,
+                atMost: true,
+                latency: true
+            )
             var section = JSONObject()
             section["gpcs"] = .integer(Int64(total))
             section["connections"] = .integer(Int64(connections))
@@ -184,7 +281,18 @@ extension SuiteRun {
             self.sections["active_gpcs"] = .object(section)
         } catch {
             self.log("target 9 failed: \(error)")
-            self.rows.append(TargetRow(number: "9", measure: "\(total) active GPCs", value: "error", baseline: "-", ratio: "-", target: "<= 1.1x", met: nil, json: ["error": .string("\(error)")]))
+            self.rows.append(
+                TargetRow(
+                    number: "9",
+                    measure: "\(total) active GPCs",
+                    value: "error",
+                    baseline: "-",
+                    ratio: "-",
+                    target: "<= 1.1x",
+                    met: nil,
+                    json: ["error": .string("\(error)")]
+                )
+            )
         }
     }
 
@@ -197,7 +305,9 @@ extension SuiteRun {
             control.close()
             if stats["connections"] <= atMost && stats["gpc_active"] <= gpcsAtMost { return }
             guard monotonicNanos() < deadline else {
-                throw BenchError("gmemd still has \(stats["connections"]) connections and \(stats["gpc_active"]) GPCs after 30 s")
+                throw BenchError(
+                    "gmemd still has \(stats["connections"]) connections and \(stats["gpc_active"]) GPCs after 30 s"
+                )
             }
             sleepNanos(20_000_000)
         }
@@ -213,24 +323,32 @@ extension SuiteRun {
             object["debug_build"] = .bool(isDebugBuild)
             object["duration_s"] = .number(self.options.duration)
             object["elapsed_s"] = .number(elapsed)
-            object["targets"] = .array(self.rows.map { row in
-                var item = JSONObject()
-                item["number"] = .string(row.number)
-                item["measure"] = .string(row.measure)
-                item["value_text"] = .string(row.value)
-                item["baseline_text"] = .string(row.baseline)
-                item["ratio_text"] = .string(row.ratio)
-                item["target"] = .string(row.target)
-                item["met"] = row.met.map { .bool($0) } ?? .null
-                for key in row.json.keys { item[key] = row.json[key] }
-                return .object(item)
-            })
+            object["targets"] = .array(
+                self.rows.map { row in
+                    var item = JSONObject()
+                    item["number"] = .string(row.number)
+                    item["measure"] = .string(row.measure)
+                    item["value_text"] = .string(row.value)
+                    item["baseline_text"] = .string(row.baseline)
+                    item["ratio_text"] = .string(row.ratio)
+                    item["target"] = .string(row.target)
+                    item["met"] = row.met.map { .bool($0) } ?? .null
+                    for key in row.json.keys { item[key] = row.json[key] }
+                    return .object(item)
+                }
+            )
             for key in self.sections.keys { object[key] = self.sections[key] }
             object["runs"] = .array(self.runs.map(\.json))
             print(JSONValue.object(object).rendered())
             return
         }
-        var runs = TextTable(["run", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "protect/op", "restores/op", "zaps/op"], rightAligned: Set(1..<10))
+        var runs = TextTable(
+            [
+                "run", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "protect/op", "restores/op",
+                "zaps/op",
+            ],
+            rightAligned: Set(1..<10)
+        )
         for run in self.runs {
             let ops = Double(run.daemonOps)
             func per(_ name: String) -> String {
@@ -238,14 +356,19 @@ extension SuiteRun {
                 return fixed(Double(counters[name]) / ops, 2)
             }
             runs.add([
-                run.spec.label, grouped(run.opsPerSecond), micros(run.p50), micros(run.p90), micros(run.p99), micros(run.p999),
+                run.spec.label, grouped(run.opsPerSecond), micros(run.p50), micros(run.p90), micros(run.p99),
+                micros(run.p999),
                 micros(run.maxLatency), per("protect_calls"), per("restores"), per("zaps"),
             ])
         }
-        print("\nRuns (\(fixed(self.options.duration, 1)) s each, 8-byte payloads unless stated, hot = page 16, private):")
+        print(
+            "\nRuns (\(fixed(self.options.duration, 1)) s each, 8-byte payloads unless stated, hot = page 16, private):"
+        )
         print(runs.rendered())
         var table = TextTable(["#", "measure", "value", "baseline", "ratio", "target", "met?"])
-        for row in self.rows { table.add([row.number, row.measure, row.value, row.baseline, row.ratio, row.target, row.metText]) }
+        for row in self.rows {
+            table.add([row.number, row.measure, row.value, row.baseline, row.ratio, row.target, row.metText])
+        }
         print("\nTargets (\(self.machine.summary); suite took \(fixed(elapsed, 0)) s):")
         print(table.rendered())
         let met = self.rows.filter { $0.met == true }.count

@@ -25,7 +25,10 @@ struct Gmemd: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The Unix socket to listen on. Default: $GMEMD_SOCKET, $XDG_RUNTIME_DIR/gmemd.sock, /run/gmemd/gmemd.sock for root, else ./gmemd.sock.")
+    @Option(
+        help:
+            "The Unix socket to listen on. Default: $GMEMD_SOCKET, $XDG_RUNTIME_DIR/gmemd.sock, /run/gmemd/gmemd.sock for root, else ./gmemd.sock."
+    )
     var socket: String?
 
     @Option(help: "Guest memory size, a multiple of the folio size.")
@@ -49,7 +52,10 @@ struct Gmemd: AsyncParsableCommand {
     @Option(help: "Open connections; more are refused with EBUSY.")
     var maxConnections: Int = 1024
 
-    @Option(name: .customLong("allow-uid"), help: "Also allow this uid (repeatable). Root and gmemd's own uid are always allowed.")
+    @Option(
+        name: .customLong("allow-uid"),
+        help: "Also allow this uid (repeatable). Root and gmemd's own uid are always allowed."
+    )
     var allowUIDs: [UInt32] = []
 
     @Option(name: .customLong("allow-gid"), help: "Also allow peers whose primary gid is this (repeatable).")
@@ -70,7 +76,10 @@ struct Gmemd: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(name: .customLong("allow-group"), help: "Also allow peers whose primary group is this group name (repeatable).")
+    @Option(
+        name: .customLong("allow-group"),
+        help: "Also allow peers whose primary group is this group name (repeatable)."
+    )
     var allowGroups: [String] = []
 
     @Flag(help: "Discard guest memory handed back by systemd's fd store and start a new region (new region_id).")
@@ -104,7 +113,10 @@ struct Gmemd: AsyncParsableCommand {
         // Socket activation and the fd store: what the service manager handed over.
         let inherited = InheritedDescriptors.take()
         for extra in inherited.unrecognized {
-            logger.warning("closing an inherited fd: \(extra.reason)", metadata: ["fd": "\(extra.descriptor)", "fd_name": "\(extra.name)"])
+            logger.warning(
+                "closing an inherited fd: \(extra.reason)",
+                metadata: ["fd": "\(extra.descriptor)", "fd_name": "\(extra.name)"]
+            )
             close(extra.descriptor)
         }
         let allowedGroupIDs: [UInt32]
@@ -129,7 +141,9 @@ struct Gmemd: AsyncParsableCommand {
                 logger: logger
             )
         } catch {
-            Self.exit(withMessage: inherited.hasStoredRegion ? error.reason : "cannot create guest memory: \(error.reason)")
+            Self.exit(
+                withMessage: inherited.hasStoredRegion ? error.reason : "cannot create guest memory: \(error.reason)"
+            )
         }
         let memory = region.memory
 
@@ -151,7 +165,13 @@ struct Gmemd: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
-        let server = GmemServer(memory: memory, configuration: configuration, group: group, threadPool: threadPool, logger: logger)
+        let server = GmemServer(
+            memory: memory,
+            configuration: configuration,
+            group: group,
+            threadPool: threadPool,
+            logger: logger
+        )
         // An inherited listening socket is served as is; only without one is a socket file created.
         let listener: GmemServer.Listener = inherited.listener.map { .inherited(descriptor: $0) } ?? .path
         let socketDescription = inherited.listener.map { "inherited fd \($0)" } ?? configuration.socketPath
@@ -176,7 +196,13 @@ struct Gmemd: AsyncParsableCommand {
                 "recovered": "\(region.recovered)",
             ]
         )
-        let lifecycle = ServiceLifecycle(server: server, region: region, group: group, notifier: notifier, logger: logger)
+        let lifecycle = ServiceLifecycle(
+            server: server,
+            region: region,
+            group: group,
+            notifier: notifier,
+            logger: logger
+        )
         gate.arm { signal in
             logger.info("received signal \(signal); shutting down")
             lifecycle.stopping(reason: "signal \(signal)")

@@ -20,7 +20,13 @@ final class ServiceLifecycle: Sendable {
     /// READY=1 is never followed by READY=1 and timers.
     private let stopped = Atomic<Bool>(false)
 
-    init(server: GmemServer, region: PersistentRegion, group: MultiThreadedEventLoopGroup, notifier: any ServiceNotifier, logger: Logger) {
+    init(
+        server: GmemServer,
+        region: PersistentRegion,
+        group: MultiThreadedEventLoopGroup,
+        notifier: any ServiceNotifier,
+        logger: Logger
+    ) {
         self.notifier = notifier
         self.logger = logger
         self.reporter = StatusReporter(notifier: notifier) { Self.summary(server: server, region: region) }
@@ -57,7 +63,8 @@ final class ServiceLifecycle: Sendable {
         if region.recovered { text += ", recovered" }
         let connections = server.connectionCount
         let caches = memory.statistics.cachesActive
-        text += "; \(connections) connection\(connections == 1 ? "" : "s"); \(caches) GPC\(caches == 1 ? "" : "s") active"
+        text +=
+            "; \(connections) connection\(connections == 1 ? "" : "s"); \(caches) GPC\(caches == 1 ? "" : "s") active"
         return text
     }
 }

@@ -46,7 +46,9 @@ struct ConcurrencyStressTests {
         var shadow = [UInt8](repeating: 0, count: pageSize)
         var caches: [GuestPageCache] = []
         let counters = memory.makeCounters()
-        let onInvalidation: GuestPageCache.InvalidationHandler = { _, _ in totals.notifications.add(1, ordering: .relaxed) }
+        let onInvalidation: GuestPageCache.InvalidationHandler = { _, _ in
+            totals.notifications.add(1, ordering: .relaxed)
+        }
 
         func check(_ what: String, _ body: () throws -> Void) {
             do { try body() } catch { totals.fail("thread \(index) \(what): \(error)") }
@@ -71,24 +73,50 @@ struct ConcurrencyStressTests {
                 let count = Int.random(in: 0...min(buffer.count, Self.arenaPages * pageSize - address), using: &rng)
                 check("arena access") {
                     if Bool.random(using: &rng) {
-                        try buffer.withUnsafeMutableBytes { try memory.read(at: GuestPhysicalAddress(UInt64(address)), into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), counters: counters) }
+                        try buffer.withUnsafeMutableBytes {
+                            try memory.read(
+                                at: GuestPhysicalAddress(UInt64(address)),
+                                into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]),
+                                counters: counters
+                            )
+                        }
                         totals.reads.add(1, ordering: .relaxed)
                     } else {
-                        try buffer.withUnsafeBytes { try memory.write(at: GuestPhysicalAddress(UInt64(address)), from: UnsafeRawBufferPointer(rebasing: $0[0..<count]), counters: counters) }
+                        try buffer.withUnsafeBytes {
+                            try memory.write(
+                                at: GuestPhysicalAddress(UInt64(address)),
+                                from: UnsafeRawBufferPointer(rebasing: $0[0..<count]),
+                                counters: counters
+                            )
+                        }
                         totals.writes.add(1, ordering: .relaxed)
                     }
                 }
             case 2 where caches.count < 4:
                 let (address, length) = window()
                 check("activate") {
-                    caches.append(try memory.activateCache(at: address, length: length, tag: UInt64(index), onInvalidation: onInvalidation))
+                    caches.append(
+                        try memory.activateCache(
+                            at: address,
+                            length: length,
+                            tag: UInt64(index),
+                            onInvalidation: onInvalidation
+                        )
+                    )
                     totals.activations.add(1, ordering: .relaxed)
                 }
             case 3 where !caches.isEmpty, 4 where !caches.isEmpty:  // access through a cache; ESTALE means refresh
                 let cache = caches[Int.random(in: caches.indices, using: &rng)]
                 let length = memory.describe(cache).length
                 do {
-                    try buffer.withUnsafeMutableBytes { try memory.read(cache: cache, offset: 0, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<length]), counters: counters) }
+                    try buffer.withUnsafeMutableBytes {
+                        try memory.read(
+                            cache: cache,
+                            offset: 0,
+                            into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<length]),
+                            counters: counters
+                        )
+                    }
                     totals.reads.add(1, ordering: .relaxed)
                 } catch let error as GmemError where error.code == .stale {
                     let (address, length) = window()
@@ -105,13 +133,17 @@ struct ConcurrencyStressTests {
             case 7:
                 let (address, size) = arenaRange()
                 let shared = Bool.random(using: &rng)
-                check("setAttributes") { try memory.setAttributes(at: GuestPhysicalAddress(address), size: size, shared: shared) }
+                check("setAttributes") {
+                    try memory.setAttributes(at: GuestPhysicalAddress(address), size: size, shared: shared)
+                }
             case 8 where Int.random(in: 0..<4, using: &rng) == 0:
                 let (address, size) = arenaRange()
                 check("discard") { try memory.discard(at: GuestPhysicalAddress(address), size: size) }
             case 9, 10:  // the private page: write a random window, read it all back
                 let offset = Int.random(in: 0..<pageSize, using: &rng)
-                let data = (0..<Int.random(in: 0...(pageSize - offset), using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                let data = (0..<Int.random(in: 0...(pageSize - offset), using: &rng)).map { _ in
+                    UInt8.random(in: 0...255, using: &rng)
+                }
                 check("own page") {
                     try memory.writeBytes(data, at: GuestPhysicalAddress(UInt64(ownBase + offset)))
                     shadow.replaceSubrange(offset..<(offset + data.count), with: data)
@@ -127,7 +159,9 @@ struct ConcurrencyStressTests {
                     let data = (0..<64).map { _ in UInt8.random(in: 0...255, using: &rng) }
                     try memory.writeBytes(data, cache: cache)
                     shadow.replaceSubrange(64..<128, with: data)
-                    if try memory.readBytes(at: gpa(page: ownPage, offset: 64), count: 64) != data { totals.fail("thread \(index): cache write lost") }
+                    if try memory.readBytes(at: gpa(page: ownPage, offset: 64), count: 64) != data {
+                        totals.fail("thread \(index): cache write lost")
+                    }
                     memory.deactivate(cache)
                 }
                 totals.writes.add(1, ordering: .relaxed)

@@ -8,7 +8,9 @@ import Testing
 struct ConversionTests {
     final class Recorder: Sendable {
         let events = Locked<[(tag: UInt64, reason: InvalidationReason)]>([])
-        var handler: GuestPageCache.InvalidationHandler { { cache, reason in self.events.withLock { $0.append((cache.tag, reason)) } } }
+        var handler: GuestPageCache.InvalidationHandler {
+            { cache, reason in self.events.withLock { $0.append((cache.tag, reason)) } }
+        }
         var all: [(tag: UInt64, reason: InvalidationReason)] { self.events.withLock { $0 } }
     }
 
@@ -52,14 +54,23 @@ struct ConversionTests {
         try memory.withBytes(at: gpa(page: 4), count: 16) { (_) throws in
             let changed = try memory.setAttributes(at: gpa(page: 2), size: UInt64(4 * pageSize), shared: false)
             #expect(changed == 4)
-            #expect(try memory.states(2..<6) == [privateInaccessible, privateInaccessible, privateHeld(1), privateInaccessible])
+            #expect(
+                try memory.states(2..<6) == [
+                    privateInaccessible, privateInaccessible, privateHeld(1), privateInaccessible,
+                ]
+            )
             try memory.expectKernelAgrees(nil, "during a transient hold")
         }
-        #expect(try memory.state(ofPage: 4) == privateInaccessible, "the last release zaps a page that became private meanwhile")
+        #expect(
+            try memory.state(ofPage: 4) == privateInaccessible,
+            "the last release zaps a page that became private meanwhile"
+        )
         try memory.expectKernelAgrees()
         #expect(try memory.readBytes(at: 0, count: 8 * pageSize) == pattern(8 * pageSize, seed: 1))
         // Converting to the current state changes nothing and makes no call.
-        let (changed, calls) = try memory.protectCalls { try memory.setAttributes(at: gpa(page: 2), size: UInt64(4 * pageSize), shared: false) }
+        let (changed, calls) = try memory.protectCalls {
+            try memory.setAttributes(at: gpa(page: 2), size: UInt64(4 * pageSize), shared: false)
+        }
         #expect(changed == 0 && calls == 0)
     }
 
@@ -72,9 +83,19 @@ struct ConversionTests {
             expectGmemError(.invalidArgument) { try memory.setAttributes(at: 1, size: page, shared: shared) }
             expectGmemError(.invalidArgument) { try memory.setAttributes(at: 0, size: page + 1, shared: shared) }
             expectGmemError(.invalidArgument) { try memory.setAttributes(at: 0, size: 0, shared: shared) }
-            expectGmemError(.fault) { try memory.setAttributes(at: GuestPhysicalAddress(size), size: page, shared: shared) }
-            expectGmemError(.fault) { try memory.setAttributes(at: GuestPhysicalAddress(size - page), size: 2 * page, shared: shared) }
-            expectGmemError(.fault) { try memory.setAttributes(at: GuestPhysicalAddress(UInt64.max - page + 1), size: 2 * page, shared: shared) }
+            expectGmemError(.fault) {
+                try memory.setAttributes(at: GuestPhysicalAddress(size), size: page, shared: shared)
+            }
+            expectGmemError(.fault) {
+                try memory.setAttributes(at: GuestPhysicalAddress(size - page), size: 2 * page, shared: shared)
+            }
+            expectGmemError(.fault) {
+                try memory.setAttributes(
+                    at: GuestPhysicalAddress(UInt64.max - page + 1),
+                    size: 2 * page,
+                    shared: shared
+                )
+            }
         }
         expectGmemError(.invalidArgument) { try memory.discard(at: 1, size: page) }
         expectGmemError(.invalidArgument) { try memory.discard(at: 0, size: 100) }
@@ -96,8 +117,18 @@ struct ConversionTests {
         let allocated = ProcSelf.allocatedBytes(fd: memory.region.fileDescriptor)
         #expect(allocated >= pages * pageSize)
 
-        let privateCache = try memory.activateCache(at: gpa(page: 10), length: 8, tag: 10, onInvalidation: recorder.handler)
-        let sharedCache = try memory.activateCache(at: gpa(page: 40), length: 8, tag: 40, onInvalidation: recorder.handler)
+        let privateCache = try memory.activateCache(
+            at: gpa(page: 10),
+            length: 8,
+            tag: 10,
+            onInvalidation: recorder.handler
+        )
+        let sharedCache = try memory.activateCache(
+            at: gpa(page: 40),
+            length: 8,
+            tag: 40,
+            onInvalidation: recorder.handler
+        )
         let survivor = try memory.activateCache(at: gpa(page: 60), length: 8, tag: 60, onInvalidation: recorder.handler)
         let invalidationsBefore = memory.statistics.invalidations
         try memory.discard(at: gpa(page: 8), size: UInt64(48 * pageSize))
@@ -106,8 +137,14 @@ struct ConversionTests {
         #expect(allocated - after >= 48 * pageSize, "the hole punch returns the pages: \(allocated) → \(after) bytes")
 
         #expect(try memory.readBytes(at: gpa(page: 8), count: 48 * pageSize).allSatisfy { $0 == 0 })
-        #expect(try memory.readBytes(at: 0, count: 8 * pageSize) == Array(pattern(pages * pageSize, seed: 2)[0..<(8 * pageSize)]))
-        #expect(try memory.readBytes(at: gpa(page: 56), count: 8 * pageSize) == Array(pattern(pages * pageSize, seed: 2)[(56 * pageSize)...]))
+        #expect(
+            try memory.readBytes(at: 0, count: 8 * pageSize)
+                == Array(pattern(pages * pageSize, seed: 2)[0..<(8 * pageSize)])
+        )
+        #expect(
+            try memory.readBytes(at: gpa(page: 56), count: 8 * pageSize)
+                == Array(pattern(pages * pageSize, seed: 2)[(56 * pageSize)...])
+        )
         #expect(Set(recorder.all.map(\.tag)) == [10, 40])
         #expect(recorder.all.allSatisfy { $0.reason == .discarded })
         #expect(memory.statistics.invalidations - invalidationsBefore == 2)

@@ -64,7 +64,9 @@ final class FaultInjectingProtection: PageProtection {
                 fail = true
                 state.failingCall = nil
             }
-            state.log.append(Call(accessible: accessible, address: UInt(bitPattern: address), length: length, failed: fail))
+            state.log.append(
+                Call(accessible: accessible, address: UInt(bitPattern: address), length: length, failed: fail)
+            )
             return (fail, state.partial)
         }
         guard fail else {
@@ -75,6 +77,9 @@ final class FaultInjectingProtection: PageProtection {
         if partial && length > page {
             try? self.kernel.setAccessible(accessible, address: address, length: page)
         }
-        throw GmemError(.outOfMemory, "injected: mprotect(\(accessible ? "PROT_READ|PROT_WRITE" : "PROT_NONE")): Cannot allocate memory")
+        throw GmemError(
+            .outOfMemory,
+            "injected: mprotect(\(accessible ? "PROT_READ|PROT_WRITE" : "PROT_NONE")): Cannot allocate memory"
+        )
     }
 }

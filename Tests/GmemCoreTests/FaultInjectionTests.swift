@@ -39,7 +39,8 @@ struct FaultInjectionTests {
             case .write: try memory.writeBytes(pattern(3 * pageSize, seed: 99), at: gpa(page: 3, offset: 10))
             case .activateCache: _ = try memory.activateCache(at: gpa(page: 5), length: 8)
             case .refresh: try memory.refresh(cache, to: gpa(page: 5), length: 8)
-            case .withBytes: try memory.withBytes(at: gpa(page: 3), count: 3 * pageSize) { _ in _ = Issue.record("body ran") }
+            case .withBytes:
+                try memory.withBytes(at: gpa(page: 3), count: 3 * pageSize) { _ in _ = Issue.record("body ran") }
             }
         }
         #expect(error?.code.errno == ENOMEM)
@@ -57,7 +58,10 @@ struct FaultInjectionTests {
         #expect(memory.describe(cache) == (gpa(page: 1), 32, true), "the cache is as it was")
         // The failed write wrote nothing, and everything works again afterwards.
         #expect(try memory.readBytes(at: 0, count: 16 * pageSize) == pattern(16 * pageSize, seed: 4))
-        #expect(try memory.readBytes(cache: cache, count: 32) == Array(pattern(16 * pageSize, seed: 4)[pageSize..<(pageSize + 32)]))
+        #expect(
+            try memory.readBytes(cache: cache, count: 32)
+                == Array(pattern(16 * pageSize, seed: 4)[pageSize..<(pageSize + 32)])
+        )
         memory.deactivate(cache)
         #expect(try memory.allStates().allSatisfy { $0.count == 0 })
         try memory.expectKernelAgrees()
@@ -79,7 +83,10 @@ struct FaultInjectionTests {
         #expect(memory.invariantViolations().isEmpty)
         try memory.expectKernelAgrees(nil, "parked")
         #expect(memory.statistics.protectFailures >= 1)
-        #expect(try memory.readBytes(at: gpa(page: parked), count: 8) == Array(pattern(16 * pageSize, seed: 4)[(parked * pageSize)..<(parked * pageSize + 8)]))
+        #expect(
+            try memory.readBytes(at: gpa(page: parked), count: 8)
+                == Array(pattern(16 * pageSize, seed: 4)[(parked * pageSize)..<(parked * pageSize + 8)])
+        )
         #expect(try memory.state(ofPage: parked) == privateHeld(1), "still parked while zaps fail")
 
         protection.setFailing()
@@ -97,7 +104,10 @@ struct FaultInjectionTests {
         #expect(memory.statistics.cachesActive == 0)
     }
 
-    @Test("a restore and its undo both failing, then access: no SIGSEGV, and the page ends zapped", arguments: [false, true])
+    @Test(
+        "a restore and its undo both failing, then access: no SIGSEGV, and the page ends zapped",
+        arguments: [false, true]
+    )
     func doubleFailure(partial: Bool) throws {
         let (memory, protection, cache) = try self.setUp()
         protection.setFailing(restores: true, zaps: true, partial: partial)
@@ -105,7 +115,10 @@ struct FaultInjectionTests {
         #expect(memory.invariantViolations().isEmpty)
         protection.setFailing()
         // Whatever the kernel was left with, the next access must be safe.
-        #expect(try memory.readBytes(at: gpa(page: 4), count: 2 * pageSize) == Array(pattern(16 * pageSize, seed: 4)[(4 * pageSize)..<(6 * pageSize)]))
+        #expect(
+            try memory.readBytes(at: gpa(page: 4), count: 2 * pageSize)
+                == Array(pattern(16 * pageSize, seed: 4)[(4 * pageSize)..<(6 * pageSize)])
+        )
         memory.deactivate(cache)
         #expect(try memory.allStates().allSatisfy { $0.count == 0 })
         try memory.expectKernelAgrees()
@@ -120,7 +133,12 @@ struct FaultInjectionTests {
         #expect(try memory.states(4..<8).allSatisfy { $0 == privateHeld(1) })
         protection.setFailing()
         try memory.writeBytes([7, 7, 7], at: gpa(page: 4, offset: 100))
-        #expect(try memory.readBytes(at: gpa(page: 4, offset: 99), count: 5) == [pattern(16 * pageSize, seed: 4)[4 * pageSize + 99], 7, 7, 7, pattern(16 * pageSize, seed: 4)[4 * pageSize + 103]])
+        #expect(
+            try memory.readBytes(at: gpa(page: 4, offset: 99), count: 5) == [
+                pattern(16 * pageSize, seed: 4)[4 * pageSize + 99], 7, 7, 7,
+                pattern(16 * pageSize, seed: 4)[4 * pageSize + 103],
+            ]
+        )
         memory.deactivate(cache)
         #expect(try memory.allStates().allSatisfy { $0.count == 0 })
         try memory.expectKernelAgrees()
@@ -131,7 +149,9 @@ struct FaultInjectionTests {
         let (memory, protection, cache) = try self.setUp()
         let before = try memory.allStates()
         protection.failCall(1, partial: partial)
-        expectGmemError(.outOfMemory) { try memory.setAttributes(at: gpa(page: 2), size: UInt64(6 * pageSize), shared: true) }
+        expectGmemError(.outOfMemory) {
+            try memory.setAttributes(at: gpa(page: 2), size: UInt64(6 * pageSize), shared: true)
+        }
         #expect(try memory.allStates() == before)
         try memory.expectKernelAgrees(nil, "after the failed conversion")
         #expect(memory.describe(cache).isValid)
@@ -148,7 +168,11 @@ struct FaultInjectionTests {
         case always
     }
 
-    @Test("a failing bulk conversion of a whole 2 MiB chunk is undone, or left safe", arguments: [true, false], FailureMode.allCases)
+    @Test(
+        "a failing bulk conversion of a whole 2 MiB chunk is undone, or left safe",
+        arguments: [true, false],
+        FailureMode.allCases
+    )
     func failingChunkConversion(toShared: Bool, mode: FailureMode) throws {
         let protection = FaultInjectingProtection()
         let memory = try makeMemory(pages: 1024, protection: protection)
@@ -177,7 +201,11 @@ struct FaultInjectionTests {
         #expect(try memory.states(0..<512) == before)
         try memory.expectKernelAgrees(0..<512, "after the retry")
         try memory.setAttributes(at: 0, size: chunk, shared: toShared)
-        #expect(try memory.states(0..<512).allSatisfy { $0.isPrivate != toShared && $0.isAccessible == toShared && $0.count == 0 })
+        #expect(
+            try memory.states(0..<512).allSatisfy {
+                $0.isPrivate != toShared && $0.isAccessible == toShared && $0.count == 0
+            }
+        )
         try memory.expectKernelAgrees(0..<512)
         let statistics = memory.statistics
         let accessibleNow = try memory.allStates().filter(\.isAccessible).count

@@ -11,7 +11,9 @@ struct GuestPageCacheTests {
         let memory = try makeMemory(pages: 4)
         let size = memory.geometry.regionSize
         expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1), length: 0) }
-        expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1, offset: pageSize - 100), length: 200) }
+        expectGmemError(.invalidArgument) {
+            _ = try memory.activateCache(at: gpa(page: 1, offset: pageSize - 100), length: 200)
+        }
         expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1), length: pageSize + 1) }
         expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1, offset: 1), length: Int.max) }
         expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1), length: -1) }
@@ -67,13 +69,17 @@ struct GuestPageCacheTests {
     func refreshMoves() throws {
         let memory = try makeMemory(pages: 4)
         let cache = try memory.activateCache(at: gpa(page: 1), length: 8)
-        let (_, sameCalls) = try memory.protectCalls { try memory.refresh(cache, to: gpa(page: 1, offset: 64), length: 32) }
+        let (_, sameCalls) = try memory.protectCalls {
+            try memory.refresh(cache, to: gpa(page: 1, offset: 64), length: 32)
+        }
         #expect(sameCalls == 0, "refreshing in place must neither zap nor restore")
         #expect(memory.describe(cache) == (gpa(page: 1, offset: 64), 32, true))
         #expect(try memory.state(ofPage: 1) == privateHeld(1))
 
         try memory.refresh(cache, to: gpa(page: 3, offset: 8), length: 16)
-        #expect(try memory.states(0..<4) == [privateInaccessible, privateInaccessible, privateInaccessible, privateHeld(1)])
+        #expect(
+            try memory.states(0..<4) == [privateInaccessible, privateInaccessible, privateInaccessible, privateHeld(1)]
+        )
         try memory.expectKernelAgrees()
         try memory.writeBytes(pattern(16), cache: cache)
         #expect(try memory.readBytes(at: gpa(page: 3, offset: 8), count: 16) == pattern(16))
@@ -89,7 +95,9 @@ struct GuestPageCacheTests {
         let before = try memory.allStates()
         let size = memory.geometry.regionSize
         expectGmemError(.invalidArgument) { try memory.refresh(cache, to: gpa(page: 1), length: 0) }
-        expectGmemError(.invalidArgument) { try memory.refresh(cache, to: gpa(page: 1, offset: pageSize - 8), length: 16) }
+        expectGmemError(.invalidArgument) {
+            try memory.refresh(cache, to: gpa(page: 1, offset: pageSize - 8), length: 16)
+        }
         expectGmemError(.fault) { try memory.refresh(cache, to: GuestPhysicalAddress(size), length: 8) }
         expectGmemError(.fault) { try memory.refresh(cache, to: GuestPhysicalAddress(UInt64.max - 15), length: 8) }
         #expect(memory.describe(cache) == (gpa(page: 2, offset: 32), 64, true))
@@ -142,7 +150,9 @@ struct GuestPageCacheTests {
     func handler() throws {
         let memory = try makeMemory(pages: 4)
         let seen = Locked<[(UInt64, InvalidationReason)]>([])
-        let record: GuestPageCache.InvalidationHandler = { cache, reason in seen.withLock { $0.append((cache.tag, reason)) } }
+        let record: GuestPageCache.InvalidationHandler = { cache, reason in
+            seen.withLock { $0.append((cache.tag, reason)) }
+        }
         let a = try memory.activateCache(at: gpa(page: 0), length: 8, tag: 1, onInvalidation: record)
         let b = try memory.activateCache(at: gpa(page: 1), length: 8, tag: 2, onInvalidation: record)
         try memory.discard(at: gpa(page: 1), size: UInt64(pageSize))

@@ -7,7 +7,10 @@ import Testing
 /// the region as ---; /proc/self/smaps must show the mapping as MADV_DONTDUMP.
 @Suite("Kernel view of the mapping")
 struct KernelProtectionTests {
-    @Test("the mapping is shared, covers the region, starts inaccessible and is excluded from core dumps", arguments: [false, true])
+    @Test(
+        "the mapping is shared, covers the region, starts inaccessible and is excluded from core dumps",
+        arguments: [false, true]
+    )
     func mappingFlags(directMap: Bool) throws {
         let memory = try makeMemory(pages: 64, directMap: directMap)
         let (start, end) = memory.mappingRange
@@ -67,7 +70,11 @@ struct KernelProtectionTests {
         try memory.expectKernelAgrees(nil, "quiescent")
         let states = try memory.allStates()
         #expect(states.allSatisfy { $0.count == 0 })
-        #expect(states.enumerated().allSatisfy { $0.element.isAccessible == ((4..<8).contains($0.offset) || (12..<16).contains($0.offset)) })
+        #expect(
+            states.enumerated().allSatisfy {
+                $0.element.isAccessible == ((4..<8).contains($0.offset) || (12..<16).contains($0.offset))
+            }
+        )
         #expect(memory.invariantViolations().isEmpty)
     }
 
@@ -94,16 +101,29 @@ struct KernelProtectionTests {
             let page = Int.random(in: 0..<256, using: &generator)
             switch Int.random(in: 0..<4, using: &generator) {
             case 0: caches.append(try memory.activateCache(at: gpa(page: page), length: 8))
-            case 1 where !caches.isEmpty: memory.deactivate(caches.remove(at: Int.random(in: caches.indices, using: &generator)))
-            case 2: _ = try memory.readBytes(at: gpa(page: page), count: Int.random(in: 1...(min(3, 256 - page) * pageSize), using: &generator))
-            default: try memory.setAttributes(at: gpa(page: page), size: UInt64(pageSize), shared: Bool.random(using: &generator))
+            case 1 where !caches.isEmpty:
+                memory.deactivate(caches.remove(at: Int.random(in: caches.indices, using: &generator)))
+            case 2:
+                _ = try memory.readBytes(
+                    at: gpa(page: page),
+                    count: Int.random(in: 1...(min(3, 256 - page) * pageSize), using: &generator)
+                )
+            default:
+                try memory.setAttributes(
+                    at: gpa(page: page),
+                    size: UInt64(pageSize),
+                    shared: Bool.random(using: &generator)
+                )
             }
         }
         #expect(ProcSelf.maps().filter { $0.end > start && $0.start < end }.count > 1, "the walk did split the mapping")
         for cache in caches { memory.deactivate(cache) }
         try memory.setAttributes(at: 0, size: memory.geometry.regionSize, shared: false)
         let vmas = ProcSelf.maps().filter { $0.end > start && $0.start < end }
-        #expect(vmas.count == 1 && vmas.first?.isNoAccess == true, "\(vmas.count) VMAs left: every split costs map count, the resource ENOMEM comes from")
+        #expect(
+            vmas.count == 1 && vmas.first?.isNoAccess == true,
+            "\(vmas.count) VMAs left: every split costs map count, the resource ENOMEM comes from"
+        )
         try memory.expectKernelAgrees()
     }
 }

@@ -29,11 +29,16 @@ struct LargeRegionTests {
             try memory.writeBytes(pattern(64, seed: UInt8(index)), at: GuestPhysicalAddress(address))
         }
         for (index, address) in probes.enumerated() {
-            #expect(try memory.readBytes(at: GuestPhysicalAddress(address), count: 64) == pattern(64, seed: UInt8(index)))
+            #expect(
+                try memory.readBytes(at: GuestPhysicalAddress(address), count: 64) == pattern(64, seed: UInt8(index))
+            )
         }
         let cache = try memory.activateCache(at: GuestPhysicalAddress(TiB - 64), length: 64)
         #expect(try memory.pageStates(at: GuestPhysicalAddress(TiB - 4096), pageCount: 1) == [privateHeld(1)])
-        #expect(try memory.pageStates(at: GuestPhysicalAddress(TiB / 4), pageCount: 3) == Array(repeating: privateInaccessible, count: 3))
+        #expect(
+            try memory.pageStates(at: GuestPhysicalAddress(TiB / 4), pageCount: 3)
+                == Array(repeating: privateInaccessible, count: 3)
+        )
         memory.deactivate(cache)
         expectGmemError(.fault) { _ = try memory.readBytes(at: GuestPhysicalAddress(TiB - 8), count: 16) }
         let touched = ProcSelf.residentBytes()
@@ -48,7 +53,10 @@ struct LargeRegionTests {
         let start = clock.now
         #expect(try memory.setAttributes(at: 0, size: TiB, shared: true) == 1 << 28)
         let toShared = clock.now - start
-        #expect(try memory.pageStates(at: GuestPhysicalAddress(TiB / 2), pageCount: 4) == Array(repeating: sharedIdle, count: 4))
+        #expect(
+            try memory.pageStates(at: GuestPhysicalAddress(TiB / 2), pageCount: 4)
+                == Array(repeating: sharedIdle, count: 4)
+        )
         let (low, high) = memory.mappingRange
         let sharedVMAs = ProcSelf.maps().filter { $0.end > low && $0.start < high }
         #expect(sharedVMAs.allSatisfy(\.isReadWrite) && sharedVMAs.first?.start == low && sharedVMAs.last?.end == high)
@@ -58,10 +66,18 @@ struct LargeRegionTests {
         let back = clock.now
         #expect(try memory.setAttributes(at: 0, size: TiB, shared: false) == 1 << 28)
         let toPrivate = clock.now - back
-        #expect(try memory.pageStates(at: GuestPhysicalAddress(TiB / 2), pageCount: 4) == Array(repeating: privateInaccessible, count: 4))
+        #expect(
+            try memory.pageStates(at: GuestPhysicalAddress(TiB / 2), pageCount: 4)
+                == Array(repeating: privateInaccessible, count: 4)
+        )
         let privateVMAs = ProcSelf.maps().filter { $0.end > low && $0.start < high }
-        #expect(privateVMAs.allSatisfy(\.isNoAccess) && privateVMAs.first?.start == low && privateVMAs.last?.end == high)
-        #expect(try memory.readBytes(at: GuestPhysicalAddress(TiB - 32), count: 32) == pattern(32), "contents survive both conversions")
+        #expect(
+            privateVMAs.allSatisfy(\.isNoAccess) && privateVMAs.first?.start == low && privateVMAs.last?.end == high
+        )
+        #expect(
+            try memory.readBytes(at: GuestPhysicalAddress(TiB - 32), count: 32) == pattern(32),
+            "contents survive both conversions"
+        )
         let after = ProcSelf.residentBytes()
 
         #expect(midway - before < Self.budget, "to shared grew RSS by \(midway - before) bytes")
@@ -97,7 +113,10 @@ struct LargeRegionTests {
         let memory = try GuestMemory(.init(size: TiB, directMap: true))
         try memory.writeBytes(pattern(16), at: GuestPhysicalAddress(TiB - 16))
         #expect(try memory.readBytes(at: GuestPhysicalAddress(TiB - 16), count: 16) == pattern(16))
-        #expect(try memory.pageStates(at: GuestPhysicalAddress(TiB / 2), pageCount: 2) == Array(repeating: PageState(count: 0, isPrivate: true, isAccessible: true), count: 2))
+        #expect(
+            try memory.pageStates(at: GuestPhysicalAddress(TiB / 2), pageCount: 2)
+                == Array(repeating: PageState(count: 0, isPrivate: true, isAccessible: true), count: 2)
+        )
         #expect(memory.statistics.protectCalls == 0)
         #expect(ProcSelf.residentBytes() - before < Self.budget)
     }

@@ -27,8 +27,14 @@ struct MapUnmapTests {
         let inner = try memory.readBytes(at: GuestPhysicalAddress(UInt64(start + 50)), count: pageSize + 7)
         #expect(inner == Array(data[50..<(50 + pageSize + 7)]))
         // The bytes around the write are untouched (a fresh memfd reads zero).
-        #expect(try memory.readBytes(at: GuestPhysicalAddress(UInt64(start - 16)), count: 16) == [UInt8](repeating: 0, count: 16))
-        #expect(try memory.readBytes(at: GuestPhysicalAddress(UInt64(start + data.count)), count: 16) == [UInt8](repeating: 0, count: 16))
+        #expect(
+            try memory.readBytes(at: GuestPhysicalAddress(UInt64(start - 16)), count: 16)
+                == [UInt8](repeating: 0, count: 16)
+        )
+        #expect(
+            try memory.readBytes(at: GuestPhysicalAddress(UInt64(start + data.count)), count: 16)
+                == [UInt8](repeating: 0, count: 16)
+        )
         // Afterwards nothing is held and every page is inaccessible again.
         #expect(try memory.allStates().allSatisfy { $0 == privateInaccessible })
         #expect(memory.invariantViolations().isEmpty)
@@ -58,7 +64,9 @@ struct MapUnmapTests {
         try memory.writeBytes(pattern(8, seed: 4), at: gpa(page: 3, offset: 8))
         let head = try memory.activateCache(at: gpa(page: 0), length: 64)
         #expect(try memory.readBytes(at: gpa(page: 3, offset: 8), count: 8) == pattern(8, seed: 4))
-        #expect(try memory.states(0..<4) == [privateHeld(1), privateInaccessible, privateInaccessible, privateInaccessible])
+        #expect(
+            try memory.states(0..<4) == [privateHeld(1), privateInaccessible, privateInaccessible, privateInaccessible]
+        )
         memory.deactivate(head)
         try memory.expectKernelAgrees()
     }

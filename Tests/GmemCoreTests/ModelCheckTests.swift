@@ -17,7 +17,11 @@ struct ModelCheckTests {
         func expectedStates(directMap: Bool) -> [PageState] {
             self.shared.indices.map { page in
                 let count = UInt32(self.caches.filter { $0.valid && $0.page == page }.count)
-                return PageState(count: count, isPrivate: !self.shared[page], isAccessible: directMap || self.shared[page] || count > 0)
+                return PageState(
+                    count: count,
+                    isPrivate: !self.shared[page],
+                    isAccessible: directMap || self.shared[page] || count > 0
+                )
             }
         }
 
@@ -31,7 +35,10 @@ struct ModelCheckTests {
         }
     }
 
-    @Test("random operations keep core, model and kernel in agreement", arguments: [(11, false), (12, false), (13, false), (14, true)] as [(UInt64, Bool)])
+    @Test(
+        "random operations keep core, model and kernel in agreement",
+        arguments: [(11, false), (12, false), (13, false), (14, true)] as [(UInt64, Bool)]
+    )
     func randomWalk(seed: UInt64, directMap: Bool) throws {
         let pages = 16
         let memory = try makeMemory(pages: pages, folioSize: 2 * pageSize, directMap: directMap)
@@ -67,11 +74,16 @@ struct ModelCheckTests {
                 model.bytes.replaceSubrange(address..<(address + count), with: data)
             case 1:
                 let (address, count) = randomRange(maxPages: 4)
-                #expect(try memory.readBytes(at: GuestPhysicalAddress(UInt64(address)), count: count) == Array(model.bytes[address..<(address + count)]), "step \(step)")
+                #expect(
+                    try memory.readBytes(at: GuestPhysicalAddress(UInt64(address)), count: count)
+                        == Array(model.bytes[address..<(address + count)]),
+                    "step \(step)"
+                )
             case 2 where model.caches.count < 10:
                 let (page, offset, length) = randomWindow()
                 nextTag += 1
-                let cache = try memory.activateCache(at: gpa(page: page, offset: offset), length: length, tag: nextTag) { _, _ in
+                let cache = try memory.activateCache(at: gpa(page: page, offset: offset), length: length, tag: nextTag)
+                { _, _ in
                     notified.add(1, ordering: .relaxed)
                 }
                 model.caches.append((cache, page, offset, length, true))
@@ -87,10 +99,15 @@ struct ModelCheckTests {
                         try memory.writeBytes(data, cache: entry.cache, offset: offset)
                         model.bytes.replaceSubrange((start + offset)..<(start + offset + count), with: data)
                     } else {
-                        #expect(try memory.readBytes(cache: entry.cache, offset: offset, count: count) == Array(model.bytes[(start + offset)..<(start + offset + count)]))
+                        #expect(
+                            try memory.readBytes(cache: entry.cache, offset: offset, count: count)
+                                == Array(model.bytes[(start + offset)..<(start + offset + count)])
+                        )
                     }
                 } else {
-                    expectGmemError(.stale) { _ = try memory.readBytes(cache: entry.cache, offset: offset, count: count) }
+                    expectGmemError(.stale) {
+                        _ = try memory.readBytes(cache: entry.cache, offset: offset, count: count)
+                    }
                 }
             case 4 where !model.caches.isEmpty:
                 let index = Int.random(in: model.caches.indices, using: &rng)
@@ -105,7 +122,11 @@ struct ModelCheckTests {
                 let range = randomPageRange()
                 let shared = Bool.random(using: &rng)
                 let changedPages = range.filter { model.shared[$0] != shared }
-                let changed = try memory.setAttributes(at: gpa(page: range.lowerBound), size: UInt64(range.count * pageSize), shared: shared)
+                let changed = try memory.setAttributes(
+                    at: gpa(page: range.lowerBound),
+                    size: UInt64(range.count * pageSize),
+                    shared: shared
+                )
                 #expect(changed == changedPages.count)
                 for page in changedPages {
                     model.shared[page] = shared
@@ -115,7 +136,10 @@ struct ModelCheckTests {
                 let range = randomPageRange()
                 try memory.discard(at: gpa(page: range.lowerBound), size: UInt64(range.count * pageSize))
                 expectedNotifications += model.invalidate(pages: range)
-                model.bytes.replaceSubrange((range.lowerBound * pageSize)..<(range.upperBound * pageSize), with: repeatElement(0, count: range.count * pageSize))
+                model.bytes.replaceSubrange(
+                    (range.lowerBound * pageSize)..<(range.upperBound * pageSize),
+                    with: repeatElement(0, count: range.count * pageSize)
+                )
             default:
                 break
             }

@@ -12,13 +12,18 @@ struct PerVCPUCacheTests {
     /// pvclock_vcpu_time_info is 32 bytes; vCPUs sit 64 bytes apart.
     static let stride = 64
 
-    @Test("eight kvm-clock caches deactivated in a seeded random order", arguments: [1, 2, 3, 0xC0FFEE, 0xDEAD_BEEF] as [UInt64])
+    @Test(
+        "eight kvm-clock caches deactivated in a seeded random order",
+        arguments: [1, 2, 3, 0xC0FFEE, 0xDEAD_BEEF] as [UInt64]
+    )
     func randomOrder(seed: UInt64) throws {
         let memory = try makeMemory(pages: 4)
         let page = 1
         var caches: [GuestPageCache] = []
         for vcpu in 0..<Self.vcpus {
-            caches.append(try memory.activateCache(at: gpa(page: page, offset: vcpu * Self.stride), length: 32, tag: UInt64(vcpu)))
+            caches.append(
+                try memory.activateCache(at: gpa(page: page, offset: vcpu * Self.stride), length: 32, tag: UInt64(vcpu))
+            )
         }
         #expect(try memory.state(ofPage: page) == privateHeld(UInt32(Self.vcpus)))
         for cache in caches { try memory.writeBytes(pattern(32, seed: UInt8(cache.tag)), cache: cache) }
@@ -55,7 +60,13 @@ struct PerVCPUCacheTests {
         for vcpu in 0..<Self.vcpus {
             // Two vCPUs per page: pages 510, 511 (folio 0) and 512, 513 (folio 1).
             let page = 510 + vcpu / 2
-            caches.append(try memory.activateCache(at: gpa(page: page, offset: (vcpu % 2) * Self.stride), length: 32, tag: UInt64(page)))
+            caches.append(
+                try memory.activateCache(
+                    at: gpa(page: page, offset: (vcpu % 2) * Self.stride),
+                    length: 32,
+                    tag: UInt64(page)
+                )
+            )
         }
         var generator = SeededGenerator(seed: seed)
         caches.shuffle(using: &generator)
@@ -63,7 +74,10 @@ struct PerVCPUCacheTests {
             memory.deactivate(victim)
             for page in 510..<514 {
                 let holders = caches.filter { $0.tag == UInt64(page) }.count
-                #expect(try memory.state(ofPage: page) == (holders == 0 ? privateInaccessible : privateHeld(UInt32(holders))))
+                #expect(
+                    try memory.state(ofPage: page)
+                        == (holders == 0 ? privateInaccessible : privateHeld(UInt32(holders)))
+                )
             }
             try memory.expectKernelAgrees(508..<516)
         }
@@ -76,7 +90,9 @@ struct PerVCPUCacheTests {
         for vcpu in 0..<Self.vcpus {
             for kind in 0..<5 {
                 let page = 2 + (kind % 2)
-                caches.append((try memory.activateCache(at: gpa(page: page, offset: vcpu * 128 + kind * 16), length: 16), page))
+                caches.append(
+                    (try memory.activateCache(at: gpa(page: page, offset: vcpu * 128 + kind * 16), length: 16), page)
+                )
             }
         }
         #expect(try memory.states(2..<4) == [privateHeld(24), privateHeld(16)])
@@ -99,7 +115,9 @@ struct PerVCPUCacheTests {
         let memory = try makeMemory(pages: 4)
         let page = 1
         try memory.writeBytes(pattern(pageSize, seed: 6), at: gpa(page: page))
-        let caches = try (0..<Self.vcpus).map { try memory.activateCache(at: gpa(page: page, offset: $0 * Self.stride), length: 32) }
+        let caches = try (0..<Self.vcpus).map {
+            try memory.activateCache(at: gpa(page: page, offset: $0 * Self.stride), length: 32)
+        }
         let failures = Locked<[String]>([])
         let started = Atomic<Int>(0)
         let group = DispatchGroup()
@@ -114,8 +132,12 @@ struct PerVCPUCacheTests {
                 let expected = Array(pattern(pageSize, seed: 6)[(vcpu * Self.stride)..<(vcpu * Self.stride + 32)])
                 do {
                     for round in 0..<rounds {
-                        if try memory.readBytes(cache: caches[vcpu], count: 32) != expected { failures.withLock { $0.append("vCPU \(vcpu) cache read") } }
-                        if round % 16 == 0, try memory.readBytes(at: gpa(page: page), count: pageSize) != pattern(pageSize, seed: 6) {
+                        if try memory.readBytes(cache: caches[vcpu], count: 32) != expected {
+                            failures.withLock { $0.append("vCPU \(vcpu) cache read") }
+                        }
+                        if round % 16 == 0,
+                            try memory.readBytes(at: gpa(page: page), count: pageSize) != pattern(pageSize, seed: 6)
+                        {
                             failures.withLock { $0.append("vCPU \(vcpu) transient read") }
                         }
                     }
@@ -124,7 +146,9 @@ struct PerVCPUCacheTests {
                 }
                 memory.deactivate(caches[vcpu])
                 // After its own teardown a vCPU may still read transiently.
-                if (try? memory.readBytes(at: gpa(page: page, offset: 8), count: 8)) != Array(pattern(pageSize, seed: 6)[8..<16]) {
+                if (try? memory.readBytes(at: gpa(page: page, offset: 8), count: 8))
+                    != Array(pattern(pageSize, seed: 6)[8..<16])
+                {
                     failures.withLock { $0.append("vCPU \(vcpu) read after teardown") }
                 }
             }.start()

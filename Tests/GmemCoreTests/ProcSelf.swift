@@ -40,7 +40,9 @@ enum ProcSelf {
         let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
         guard fields.count >= 5 else { return nil }
         let range = fields[0].split(separator: "-")
-        guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16) else { return nil }
+        guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16) else {
+            return nil
+        }
         let path = fields.count > 5 ? String(fields[5]).trimmingSpaces() : ""
         return Mapping(start: start, end: end, permissions: String(fields[1]), path: path)
     }
@@ -103,7 +105,9 @@ extension GuestMemory {
     /// no access. Fails the test on any other protection or a hole.
     func kernelAccessibility(_ pages: Range<Int>, sourceLocation: SourceLocation = #_sourceLocation) -> [Bool] {
         let base = self.mappingRange.start
-        let vmas = ProcSelf.maps().filter { $0.end > base + UInt(pages.lowerBound * pageSize) && $0.start < base + UInt(pages.upperBound * pageSize) }
+        let vmas = ProcSelf.maps().filter {
+            $0.end > base + UInt(pages.lowerBound * pageSize) && $0.start < base + UInt(pages.upperBound * pageSize)
+        }
         var result: [Bool] = []
         var index = 0
         for page in pages {
@@ -115,15 +119,27 @@ extension GuestMemory {
                 continue
             }
             let vma = vmas[index]
-            #expect(vma.isReadWrite || vma.isNoAccess, "unexpected protection \(vma.permissions) for page \(page)", sourceLocation: sourceLocation)
-            #expect(vma.path.contains(Region.memfdName) || self.region.backing == .secretmem, "page \(page) in \(vma.path)", sourceLocation: sourceLocation)
+            #expect(
+                vma.isReadWrite || vma.isNoAccess,
+                "unexpected protection \(vma.permissions) for page \(page)",
+                sourceLocation: sourceLocation
+            )
+            #expect(
+                vma.path.contains(Region.memfdName) || self.region.backing == .secretmem,
+                "page \(page) in \(vma.path)",
+                sourceLocation: sourceLocation
+            )
             result.append(vma.isReadWrite)
         }
         return result
     }
 
     /// Expects the kernel's view of `pages` (default: all) to agree with pageStates.
-    func expectKernelAgrees(_ pages: Range<Int>? = nil, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectKernelAgrees(
+        _ pages: Range<Int>? = nil,
+        _ comment: Comment? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let pages = pages ?? 0..<self.geometry.pageCount
         let states = try self.states(pages)
         let kernel = self.kernelAccessibility(pages, sourceLocation: sourceLocation)

@@ -14,7 +14,9 @@ struct ProtectionCountTests {
     @Test("a read over 16 private pages is one restore and one zap", arguments: [4 * KiB, 16 * KiB, 2 * MiB])
     func sixteenPages(folio: Int) throws {
         let (memory, log) = try self.memory(folio: folio, pages: max(32, folio / pageSize))
-        let (bytes, calls) = try memory.protectCalls { try memory.readBytes(at: gpa(page: 4, offset: 1), count: 15 * pageSize) }
+        let (bytes, calls) = try memory.protectCalls {
+            try memory.readBytes(at: gpa(page: 4, offset: 1), count: 15 * pageSize)
+        }
         #expect(bytes.count == 15 * pageSize)
         #expect(calls == 2)
         #expect(log.calls.map(\.accessible) == [true, false])
@@ -48,7 +50,9 @@ struct ProtectionCountTests {
         let (memory, _) = try self.memory()
         let cache = try memory.activateCache(at: gpa(page: 5, offset: 100), length: 200)
         let (_, readCalls) = try memory.protectCalls { try memory.readBytes(at: gpa(page: 5, offset: 10), count: 500) }
-        let (_, writeCalls) = try memory.protectCalls { try memory.writeBytes(pattern(500), at: gpa(page: 5, offset: 10)) }
+        let (_, writeCalls) = try memory.protectCalls {
+            try memory.writeBytes(pattern(500), at: gpa(page: 5, offset: 10))
+        }
         let (_, cacheCalls) = try memory.protectCalls {
             for offset in stride(from: 0, to: 200, by: 8) {
                 try memory.writeBytes(pattern(8), cache: cache, offset: offset)

@@ -10,24 +10,37 @@ import Glibc
 /// Region sizes and folio sizes, and the guest file a region creates.
 @Suite("Region geometry and creation")
 struct RegionGeometryTests {
-    @Test("folio sizes must be powers of two from the page size to 2 MiB", arguments: [0, -4096, 2048, 3 * 4096, 12 * 1024, 4 * 1024 * 1024, 1 << 30])
+    @Test(
+        "folio sizes must be powers of two from the page size to 2 MiB",
+        arguments: [0, -4096, 2048, 3 * 4096, 12 * 1024, 4 * 1024 * 1024, 1 << 30]
+    )
     func badFolioSizes(folio: Int) {
-        expectGmemError(.invalidArgument) { _ = try RegionGeometry(regionSize: 8 << 20, pageSize: 4096, folioSize: folio) }
+        expectGmemError(.invalidArgument) {
+            _ = try RegionGeometry(regionSize: 8 << 20, pageSize: 4096, folioSize: folio)
+        }
     }
 
     @Test("region sizes must be non-zero multiples of the folio size")
     func badRegionSizes() {
-        let cases: [(UInt64, Int)] = [(0, 4096), (4096 + 1, 4096), (20 * 1024, 16 * 1024), (3 << 20, 2 << 20), (1 << 20, 2 << 20)]
+        let cases: [(UInt64, Int)] = [
+            (0, 4096), (4096 + 1, 4096), (20 * 1024, 16 * 1024), (3 << 20, 2 << 20), (1 << 20, 2 << 20),
+        ]
         for (size, folio) in cases {
-            expectGmemError(.invalidArgument) { _ = try RegionGeometry(regionSize: size, pageSize: 4096, folioSize: folio) }
+            expectGmemError(.invalidArgument) {
+                _ = try RegionGeometry(regionSize: size, pageSize: 4096, folioSize: folio)
+            }
         }
     }
 
     @Test("page sizes must be powers of two, and regions at most 8 TiB")
     func otherLimits() {
         expectGmemError(.invalidArgument) { _ = try RegionGeometry(regionSize: 1 << 20, pageSize: 0, folioSize: 4096) }
-        expectGmemError(.invalidArgument) { _ = try RegionGeometry(regionSize: 1 << 20, pageSize: 3000, folioSize: 6000) }
-        expectGmemError(.invalidArgument) { _ = try RegionGeometry(regionSize: 16 << 40, pageSize: 4096, folioSize: 4096) }
+        expectGmemError(.invalidArgument) {
+            _ = try RegionGeometry(regionSize: 1 << 20, pageSize: 3000, folioSize: 6000)
+        }
+        expectGmemError(.invalidArgument) {
+            _ = try RegionGeometry(regionSize: 16 << 40, pageSize: 4096, folioSize: 4096)
+        }
     }
 
     @Test("valid geometries and their arithmetic")
@@ -51,7 +64,9 @@ struct RegionGeometryTests {
 
     @Test("GuestMemory passes geometry errors on")
     func guestMemoryRejects() {
-        expectGmemError(.invalidArgument) { _ = try GuestMemory(.init(size: UInt64(pageSize) * 3, folioSize: 2 * pageSize)) }
+        expectGmemError(.invalidArgument) {
+            _ = try GuestMemory(.init(size: UInt64(pageSize) * 3, folioSize: 2 * pageSize))
+        }
         expectGmemError(.invalidArgument) { _ = try GuestMemory(.init(size: 0)) }
         expectGmemError(.invalidArgument) { _ = try GuestMemory(.init(size: 1 << 20, folioSize: 4 << 20)) }
     }

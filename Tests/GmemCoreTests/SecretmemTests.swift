@@ -58,8 +58,14 @@ struct SecretmemTests {
         let cache = try memory.activateCache(at: gpa(page: 4), length: 8)
         try memory.discard(at: gpa(page: 4), size: UInt64(8 * pageSize))
         #expect(try memory.readBytes(at: gpa(page: 4), count: 8 * pageSize).allSatisfy { $0 == 0 })
-        #expect(try memory.readBytes(at: 0, count: 4 * pageSize) == Array(pattern(32 * pageSize, seed: 7)[0..<(4 * pageSize)]))
-        #expect(try memory.readBytes(at: gpa(page: 12), count: 4 * pageSize) == Array(pattern(32 * pageSize, seed: 7)[(12 * pageSize)..<(16 * pageSize)]))
+        #expect(
+            try memory.readBytes(at: 0, count: 4 * pageSize)
+                == Array(pattern(32 * pageSize, seed: 7)[0..<(4 * pageSize)])
+        )
+        #expect(
+            try memory.readBytes(at: gpa(page: 12), count: 4 * pageSize)
+                == Array(pattern(32 * pageSize, seed: 7)[(12 * pageSize)..<(16 * pageSize)])
+        )
         expectGmemError(.stale) { _ = try memory.readBytes(cache: cache, count: 8) }
         #expect(try memory.states(4..<8).allSatisfy { $0 == privateInaccessible })
         #expect(try memory.states(8..<16).allSatisfy { $0 == sharedIdle })
@@ -73,7 +79,10 @@ struct SecretmemTests {
         let (start, end) = memory.mappingRange
         let vmas = ProcSelf.smaps(overlapping: start, end)
         try #require(!vmas.isEmpty)
-        #expect(vmas.allSatisfy { $0.vmFlags.contains("dd") && $0.permissions == "---s" }, "\(vmas.map { ($0.permissions, $0.vmFlags) })")
+        #expect(
+            vmas.allSatisfy { $0.vmFlags.contains("dd") && $0.permissions == "---s" },
+            "\(vmas.map { ($0.permissions, $0.vmFlags) })"
+        )
         let (_, calls) = try memory.protectCalls { _ = try memory.readBytes(at: gpa(page: 2), count: 16 * pageSize) }
         #expect(calls == 2)
         let cache = try memory.activateCache(at: gpa(page: 9), length: 64)

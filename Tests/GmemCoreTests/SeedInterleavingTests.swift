@@ -23,7 +23,11 @@ struct SeedInterleavingTests {
         try memory.expectKernelAgrees(nil, "after unmap(A)")
         #expect(try memory.readBytes(cache: b, count: 32) == Array(pattern(64, seed: 1)[32..<64]))
         try memory.writeBytes([9, 9], cache: b, offset: 30)
-        #expect(try memory.readBytes(at: gpa(page: 2, offset: 60), count: 4) == [pattern(64, seed: 1)[60], pattern(64, seed: 1)[61], 9, 9])
+        #expect(
+            try memory.readBytes(at: gpa(page: 2, offset: 60), count: 4) == [
+                pattern(64, seed: 1)[60], pattern(64, seed: 1)[61], 9, 9,
+            ]
+        )
         #expect(try memory.state(ofPage: 2) == privateHeld(1), "the transient read must not drop B's reference")
 
         memory.deactivate(b)

@@ -59,7 +59,12 @@ struct JournalTests {
         }
     }
 
-    @Test("priorities follow syslog", arguments: [(Logger.Level.trace, 7), (.debug, 7), (.info, 6), (.notice, 5), (.warning, 4), (.error, 3), (.critical, 2)])
+    @Test(
+        "priorities follow syslog",
+        arguments: [
+            (Logger.Level.trace, 7), (.debug, 7), (.info, 6), (.notice, 5), (.warning, 4), (.error, 3), (.critical, 2),
+        ]
+    )
     func priorities(level: Logger.Level, priority: Int) {
         #expect(JournalLogHandler.priority(level) == priority)
     }
@@ -86,7 +91,10 @@ struct InheritedDescriptorsTests {
     func classify() {
         let listening: Set<Int32> = [3, 7]
         let result = InheritedDescriptors.classify(
-            [(3, "gmemd.socket"), (4, "gmemd-guest"), (5, "gmemd-state"), (6, "stray"), (7, "other.socket"), (8, "gmemd-guest")],
+            [
+                (3, "gmemd.socket"), (4, "gmemd-guest"), (5, "gmemd-state"), (6, "stray"), (7, "other.socket"),
+                (8, "gmemd-guest"),
+            ],
             isListeningSocket: { listening.contains($0) }
         )
         #expect(result.listener == 3 && result.guest == 4 && result.state == 5)

@@ -23,7 +23,10 @@ extension DaemonTests {
             let fd = UnixAddress.connect(path: harness.socketPath)
             #expect(fd != nil, "READY=1 was sent before the socket accepted connections")
             if let fd { close(fd) }
-            #expect(ready.fields["STATUS"]?.contains("8M memfd") == true, "first status: \(ready.fields["STATUS"] ?? "none")")
+            #expect(
+                ready.fields["STATUS"]?.contains("8M memfd") == true,
+                "first status: \(ready.fields["STATUS"] ?? "none")"
+            )
             #expect(ready.fields["STATUS"]?.contains("0 connections") == true)
 
             // Fresh region: both memfds went into the store, named.

@@ -27,8 +27,14 @@ struct AcknowledgedModel {
         let pending = self.pendingWrite.map { $0.gpa..<($0.gpa + $0.data.count) }
         for index in 0..<self.bytes.count where contents[index] != self.bytes[index] {
             // A byte of the unacknowledged write may hold the old or the new value.
-            if let pending, pending.contains(index), contents[index] == self.pendingWrite!.data[index - pending.lowerBound] { continue }
-            problems.append("byte 0x\(String(index, radix: 16)): expected \(self.bytes[index]), read \(contents[index])")
+            if let pending, pending.contains(index),
+                contents[index] == self.pendingWrite!.data[index - pending.lowerBound]
+            {
+                continue
+            }
+            problems.append(
+                "byte 0x\(String(index, radix: 16)): expected \(self.bytes[index]), read \(contents[index])"
+            )
             if problems.count > 10 { return problems }
         }
         for page in 0..<self.shared.count where privatePages[page] == self.shared[page] {
@@ -60,7 +66,10 @@ extension DaemonTests {
             // The kill lands at a random moment of the load.
             let killAfter = useconds_t(Int.random(in: 300_000...700_000))
             let killer = first.pid
-            let killerThread = Thread { usleep(killAfter); kill(killer, SIGKILL) }
+            let killerThread = Thread {
+                usleep(killAfter)
+                kill(killer, SIGKILL)
+            }
             var operations = 0
             load: while true {
                 operations += 1
@@ -87,7 +96,11 @@ extension DaemonTests {
                     let shared = Bool.random(using: &generator)
                     model.pendingConversion = run
                     do {
-                        try client.setAttributes(UInt64(run.lowerBound * pageSize), size: UInt64(run.count * pageSize), shared: shared)
+                        try client.setAttributes(
+                            UInt64(run.lowerBound * pageSize),
+                            size: UInt64(run.count * pageSize),
+                            shared: shared
+                        )
                     } catch WireClient.Failure.disconnected { break load }
                     for page in run { model.shared[page] = shared }
                     model.pendingConversion = nil
@@ -116,7 +129,10 @@ extension DaemonTests {
             try harness.waitReady()
             var client = try WireClient(path: harness.socketPath)
             let regionID = try client.sayHello().regionID
-            var model = AcknowledgedModel(regionSize: Int(ServiceHarness.regionSize), pageSize: Int(client.hello!.pageSize))
+            var model = AcknowledgedModel(
+                regionSize: Int(ServiceHarness.regionSize),
+                pageSize: Int(client.hello!.pageSize)
+            )
             let pattern = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
             try client.write(12_345, pattern)
             model.bytes.replaceSubrange(12_345..<(12_345 + pattern.count), with: pattern)
@@ -198,10 +214,15 @@ final class Thread: @unchecked Sendable {  // The handle is only used by the cre
 
     init(_ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box(body))
-        pthread_create(&self.handle, nil, { argument in
-            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box.toOpaque())
+        pthread_create(
+            &self.handle,
+            nil,
+            { argument in
+                Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+                return nil
+            },
+            box.toOpaque()
+        )
     }
 
     func join() { pthread_join(self.handle, nil) }

@@ -24,7 +24,12 @@ extension DaemonTests {
         }
 
         /// Starts gmemd with `stored`, expects exit status 1 and a message containing `expected`.
-        static func expectRefusal(_ harness: ServiceHarness, stored: [(fd: Int32, name: String)], arguments: [String]? = nil, _ expected: String) throws {
+        static func expectRefusal(
+            _ harness: ServiceHarness,
+            stored: [(fd: Int32, name: String)],
+            arguments: [String]? = nil,
+            _ expected: String
+        ) throws {
             let daemon = try harness.start(arguments: arguments, storedFDs: stored)
             let status = daemon.waitForExit()
             #expect(status == 1, "exit status \(String(describing: status)); log:\n\(daemon.log)")
@@ -66,7 +71,11 @@ extension DaemonTests {
             let harness = try Self.storedRegion()
             defer { harness.tearDown() }
             let other = name == "gmemd-guest" ? "gmemd-state" : "gmemd-guest"
-            try Self.expectRefusal(harness, stored: [(Self.storedFD(harness, name), name)], "handed back \(name) without \(other)")
+            try Self.expectRefusal(
+                harness,
+                stored: [(Self.storedFD(harness, name), name)],
+                "handed back \(name) without \(other)"
+            )
         }
 
         @Test("flags that do not match the stored geometry")
@@ -116,7 +125,9 @@ extension DaemonTests {
             let hello = try WireClient(path: harness.socketPath).sayHello()
             #expect(hello.regionSize == 16 << 20)
             #expect(!hello.regionFlags.contains(.recovered))
-            let removed = harness.notify.messages.filter { $0.has("FDSTOREREMOVE=1") }.compactMap { $0.fields["FDNAME"] }
+            let removed = harness.notify.messages.filter { $0.has("FDSTOREREMOVE=1") }.compactMap {
+                $0.fields["FDNAME"]
+            }
             #expect(removed == ["gmemd-guest", "gmemd-state"])
             #expect(harness.notify.store.map(\.name) == ["gmemd-guest", "gmemd-state"])
             var newStatus = stat()

@@ -51,7 +51,10 @@ extension DaemonTests {
 
         @Test(
             "systemd-socket-activate starts gmemd on the first connection",
-            .enabled(if: access("/usr/bin/systemd-socket-activate", X_OK) == 0, "systemd-socket-activate is not installed")
+            .enabled(
+                if: access("/usr/bin/systemd-socket-activate", X_OK) == 0,
+                "systemd-socket-activate is not installed"
+            )
         )
         func systemdSocketActivate() throws {
             let harness = try ServiceHarness()

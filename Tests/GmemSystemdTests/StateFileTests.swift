@@ -10,7 +10,12 @@ struct StateFileTests {
     let pageSize = GuestMemory.systemPageSize
 
     func header(size: UInt64 = 8 << 20, id: UInt64 = 0x1234_5678_9abc_def0) throws -> StateFileHeader {
-        StateFileHeader(regionID: id, geometry: try RegionGeometry(regionSize: size, pageSize: self.pageSize, folioSize: self.pageSize), backing: .memfd, directMap: false)
+        StateFileHeader(
+            regionID: id,
+            geometry: try RegionGeometry(regionSize: size, pageSize: self.pageSize, folioSize: self.pageSize),
+            backing: .memfd,
+            directMap: false
+        )
     }
 
     @Test("the header round-trips and its checksum is zlib's CRC-32")
@@ -34,7 +39,10 @@ struct StateFileTests {
         return ~crc
     }
 
-    @Test("a flipped bit, a wrong magic or version is refused by name", arguments: [(0, "magic"), (8, "version"), (30, "checksum")])
+    @Test(
+        "a flipped bit, a wrong magic or version is refused by name",
+        arguments: [(0, "magic"), (8, "version"), (30, "checksum")]
+    )
     func headerCorruption(offset: Int, word: String) throws {
         var bytes = try self.header().encoded()
         bytes[offset] ^= 0x01
@@ -80,15 +88,27 @@ struct StateFileTests {
         let pattern: [UInt8] = (0..<9000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         try pattern.withUnsafeBytes { try memory.write(at: 5000, from: $0) }
         try memory.setAttributes(at: 0, size: 2 << 20, shared: true)  // a whole chunk: the bulk path
-        try memory.setAttributes(at: GuestPhysicalAddress(UInt64(3 * self.pageSize)), size: UInt64(self.pageSize), shared: false)
-        try memory.setAttributes(at: GuestPhysicalAddress(UInt64(600 * self.pageSize)), size: UInt64(7 * self.pageSize), shared: true)
+        try memory.setAttributes(
+            at: GuestPhysicalAddress(UInt64(3 * self.pageSize)),
+            size: UInt64(self.pageSize),
+            shared: false
+        )
+        try memory.setAttributes(
+            at: GuestPhysicalAddress(UInt64(600 * self.pageSize)),
+            size: UInt64(7 * self.pageSize),
+            shared: true
+        )
         // The fd store keeps duplicates; the first process's own fds die with it.
         let guestCopy = dup(memory.region.fileDescriptor)
         let stateCopy = dup(state.fileDescriptor)
         (memory, state) = try GuestMemory.makePersistent(configuration, regionID: 1)  // drops the originals
         let recoveredState = try StateFile.adopt(stateCopy)
         #expect(recoveredState.header.regionID == 42)
-        let recovered = try GuestMemory.recover(guestDescriptor: guestCopy, state: recoveredState, configuration: configuration)
+        let recovered = try GuestMemory.recover(
+            guestDescriptor: guestCopy,
+            state: recoveredState,
+            configuration: configuration
+        )
         var readBack = [UInt8](repeating: 0, count: pattern.count)
         try readBack.withUnsafeMutableBytes { try recovered.read(at: 5000, into: $0) }
         #expect(readBack == pattern)
@@ -105,7 +125,11 @@ struct StateFileTests {
         let guestCopy = dup(memory.region.fileDescriptor)
         defer { close(guestCopy) }
         #expect {
-            try GuestMemory.recover(guestDescriptor: guestCopy, state: state, configuration: GuestMemory.Configuration(size: 4 << 20, backing: .memfd))
+            try GuestMemory.recover(
+                guestDescriptor: guestCopy,
+                state: state,
+                configuration: GuestMemory.Configuration(size: 4 << 20, backing: .memfd)
+            )
         } throws: { error in
             (error as? GmemError)?.reason.contains("region size: stored 8388608 bytes, --size asks 4194304") == true
         }

@@ -26,7 +26,9 @@ public enum FuzzHarness {
     static let setups: [Setup] = {
         func make(size: UInt64, folio: Int, directMap: Bool) -> Setup {
             do {
-                let memory = try GuestMemory(GuestMemory.Configuration(size: size, folioSize: folio, directMap: directMap))
+                let memory = try GuestMemory(
+                    GuestMemory.Configuration(size: size, folioSize: folio, directMap: directMap)
+                )
                 return Setup(memory: memory, folioSize: folio, directMap: directMap)
             } catch {
                 fatalError("cannot create the fuzzing memory: \(error)")
@@ -94,7 +96,9 @@ struct OutputFrame {
     static let reply: UInt16 = 1
     static let event: UInt16 = 2
 
-    var summary: String { "frame(opcode \(self.opcode), flags \(self.flags), id \(self.id), status \(self.status), \(self.payload.count) payload bytes)" }
+    var summary: String {
+        "frame(opcode \(self.opcode), flags \(self.flags), id \(self.id), status \(self.status), \(self.payload.count) payload bytes)"
+    }
 }
 
 /// The header of a request frame in the input stream.
@@ -269,16 +273,22 @@ struct Session {
                 payload: Array(self.output[(offset + 16)..<(offset + Int(length))])
             )
             guard frame.flags == OutputFrame.reply || frame.flags == OutputFrame.event else {
-                return self.violation("after \(label): flags \(frame.flags) are neither REPLY nor EVENT: \(frame.summary)")
+                return self.violation(
+                    "after \(label): flags \(frame.flags) are neither REPLY nor EVENT: \(frame.summary)"
+                )
             }
             guard frame.status == 0 || (-4095 ... -1).contains(frame.status) else {
-                return self.violation("after \(label): status \(frame.status) is neither 0 nor a negative errno: \(frame.summary)")
+                return self.violation(
+                    "after \(label): status \(frame.status) is neither 0 nor a negative errno: \(frame.summary)"
+                )
             }
             self.frames.append(frame)
             offset += Int(length)
         }
         if offset < self.output.count {
-            return self.violation("after \(label): \(self.output.count - offset) bytes of a frame cut short (writes must be whole frames)")
+            return self.violation(
+                "after \(label): \(self.output.count - offset) bytes of a frame cut short (writes must be whole frames)"
+            )
         }
         self.output = []
     }
@@ -315,19 +325,31 @@ struct Session {
             self.violation("events before an error reply: \(events.map(\.summary))")
         }
         if reply.status != status {
-            self.violation("opcode \(reply.opcode) id \(reply.id) (\(why())): expected status \(status), got \(reply.status)")
+            self.violation(
+                "opcode \(reply.opcode) id \(reply.id) (\(why())): expected status \(status), got \(reply.status)"
+            )
         } else if !reply.payload.isEmpty {
-            self.violation("opcode \(reply.opcode) id \(reply.id): an error reply with a \(reply.payload.count)-byte payload")
+            self.violation(
+                "opcode \(reply.opcode) id \(reply.id): an error reply with a \(reply.payload.count)-byte payload"
+            )
         }
     }
 
     /// Checks a success reply's status and returns its events, which must all be GPC_INVALIDATED.
-    mutating func expectSuccess(_ reply: OutputFrame, _ why: @autoclosure () -> String, payloadCount: Int?) -> [OutputFrame] {
+    mutating func expectSuccess(
+        _ reply: OutputFrame,
+        _ why: @autoclosure () -> String,
+        payloadCount: Int?
+    ) -> [OutputFrame] {
         let events = self.takeEventsAndReply()
         if reply.status != 0 {
-            self.violation("opcode \(reply.opcode) id \(reply.id) (\(why())): expected success, got status \(reply.status)")
+            self.violation(
+                "opcode \(reply.opcode) id \(reply.id) (\(why())): expected success, got status \(reply.status)"
+            )
         } else if let payloadCount, reply.payload.count != payloadCount {
-            self.violation("opcode \(reply.opcode) id \(reply.id): a \(reply.payload.count)-byte payload, expected \(payloadCount)")
+            self.violation(
+                "opcode \(reply.opcode) id \(reply.id): a \(reply.payload.count)-byte payload, expected \(payloadCount)"
+            )
         }
         return events
     }
@@ -345,13 +367,19 @@ struct Session {
             }
             let handle = event.payload.u64(0)
             guard event.payload.u32(8) == reason, event.payload.u32(12) == 0 else {
-                return self.violation("GPC_INVALIDATED for handle \(handle) with reason \(event.payload.u32(8)), reserved \(event.payload.u32(12)); expected reason \(reason)")
+                return self.violation(
+                    "GPC_INVALIDATED for handle \(handle) with reason \(event.payload.u32(8)), reserved \(event.payload.u32(12)); expected reason \(reason)"
+                )
             }
-            guard seen.insert(handle).inserted else { return self.violation("two GPC_INVALIDATED events for handle \(handle)") }
+            guard seen.insert(handle).inserted else {
+                return self.violation("two GPC_INVALIDATED events for handle \(handle)")
+            }
         }
         let expected = self.model.eventsGranted ? handles : []
         if seen != expected {
-            self.violation("GPC_INVALIDATED events for \(seen.sorted()), expected \(expected.sorted()) (events granted: \(self.model.eventsGranted))")
+            self.violation(
+                "GPC_INVALIDATED events for \(seen.sorted()), expected \(expected.sorted()) (events granted: \(self.model.eventsGranted))"
+            )
         }
     }
 
@@ -380,7 +408,9 @@ struct Session {
             let events = self.takeEventsAndReply()
             self.expectNoEvents(events, "HELLO")
             if reply.status != -Errno.EPROTONOSUPPORT || reply.payload != le32(1) {
-                self.violation("HELLO version \(q.u32(0)): expected -EPROTONOSUPPORT with {u32 1}, got \(reply.summary) \(reply.payload)")
+                self.violation(
+                    "HELLO version \(q.u32(0)): expected -EPROTONOSUPPORT with {u32 1}, got \(reply.summary) \(reply.payload)"
+                )
             }
             self.model.phase = .closed
             return
@@ -413,8 +443,12 @@ struct Session {
         let model = self.model
         let einval = -Errno.EINVAL
         if header.opcode == 1 { return self.expectError(reply, -Errno.EALREADY, "a second HELLO") }
-        guard (2...13).contains(header.opcode) else { return self.expectError(reply, -Errno.EOPNOTSUPP, "an unknown opcode") }
-        guard header.flags == 0, header.status == 0 else { return self.expectError(reply, einval, "request flags or status") }
+        guard (2...13).contains(header.opcode) else {
+            return self.expectError(reply, -Errno.EOPNOTSUPP, "an unknown opcode")
+        }
+        guard header.flags == 0, header.status == 0 else {
+            return self.expectError(reply, einval, "request flags or status")
+        }
         let modifying = [4, 8, 10, 11].contains(header.opcode)
         /// Rule 4 for the fixed-size payloads, then rule 5.
         func shapeError(size: Int?, zeroFields: [Int] = []) -> (Int32, String)? {
@@ -431,16 +465,28 @@ struct Session {
             if self.violations.isEmpty, reply.payload != Array(q) { self.violation("PING echoed different bytes") }
 
         case 3:  // READ
-            if let (status, why) = shapeError(size: 16, zeroFields: [12]) { return self.expectError(reply, status, why) }
+            if let (status, why) = shapeError(size: 16, zeroFields: [12]) {
+                return self.expectError(reply, status, why)
+            }
             let gpa = q.u64(0)
             let length = q.u32(8)
-            guard Int(length) <= model.maxPayload else { return self.expectError(reply, -Errno.EMSGSIZE, "READ len \(length)") }
-            guard model.inside(gpa, UInt64(length)) else { return self.expectError(reply, -Errno.EFAULT, "READ outside") }
-            let events = self.expectSuccess(reply, "READ 0x\(String(gpa, radix: 16))+\(length)", payloadCount: Int(length))
+            guard Int(length) <= model.maxPayload else {
+                return self.expectError(reply, -Errno.EMSGSIZE, "READ len \(length)")
+            }
+            guard model.inside(gpa, UInt64(length)) else {
+                return self.expectError(reply, -Errno.EFAULT, "READ outside")
+            }
+            let events = self.expectSuccess(
+                reply,
+                "READ 0x\(String(gpa, radix: 16))+\(length)",
+                payloadCount: Int(length)
+            )
             self.expectNoEvents(events, "READ")
             guard self.violations.isEmpty else { return }
             if reply.payload != model.bytes(at: Int(gpa), count: Int(length)) {
-                self.violation("READ 0x\(String(gpa, radix: 16))+\(length) returned bytes that differ from the acknowledged writes")
+                self.violation(
+                    "READ 0x\(String(gpa, radix: 16))+\(length) returned bytes that differ from the acknowledged writes"
+                )
             }
             self.touch(gpa, Int(length))
 
@@ -450,24 +496,32 @@ struct Session {
                 return self.expectError(reply, status, why)
             }
             let gpa = q.u64(0)
-            guard model.inside(gpa, UInt64(length)) else { return self.expectError(reply, -Errno.EFAULT, "WRITE outside") }
+            guard model.inside(gpa, UInt64(length)) else {
+                return self.expectError(reply, -Errno.EFAULT, "WRITE outside")
+            }
             let events = self.expectSuccess(reply, "WRITE 0x\(String(gpa, radix: 16))+\(length)", payloadCount: 0)
             self.expectNoEvents(events, "WRITE")
             self.model.store(q.dropFirst(16), at: Int(gpa))
             self.touch(gpa, length)
 
         case 5:  // GPC_ACTIVATE
-            if let (status, why) = shapeError(size: 16, zeroFields: [12]) { return self.expectError(reply, status, why) }
+            if let (status, why) = shapeError(size: 16, zeroFields: [12]) {
+                return self.expectError(reply, status, why)
+            }
             let gpa = q.u64(0)
             let length = q.u32(8)
             if let status = model.cacheWindowError(gpa, length) { return self.expectError(reply, status, "GPC window") }
-            guard model.caches.count < model.maxCaches else { return self.expectError(reply, -Errno.ENOSPC, "max_gpcs") }
+            guard model.caches.count < model.maxCaches else {
+                return self.expectError(reply, -Errno.ENOSPC, "max_gpcs")
+            }
             let events = self.expectSuccess(reply, "GPC_ACTIVATE", payloadCount: 8)
             self.expectNoEvents(events, "GPC_ACTIVATE")
             guard self.violations.isEmpty else { return }
             let handle = reply.payload.u64(0)
             guard handle != 0, handle > model.lastHandle, model.caches[handle] == nil else {
-                return self.violation("GPC_ACTIVATE returned handle \(handle) (0, or reused; last was \(model.lastHandle))")
+                return self.violation(
+                    "GPC_ACTIVATE returned handle \(handle) (0, or reused; last was \(model.lastHandle))"
+                )
             }
             self.model.lastHandle = handle
             self.model.caches[handle] = ProtocolModel.Cache(
@@ -494,11 +548,19 @@ struct Session {
             if !isWrite && length > model.maxPayload { return self.expectError(reply, -Errno.EMSGSIZE, "GPC_READ len") }
             let handle = q.u64(0)
             let offset = Int(q.u32(8))
-            guard let cache = model.caches[handle] else { return self.expectError(reply, -Errno.ENOENT, "unknown handle") }
-            guard offset + length <= cache.length else { return self.expectError(reply, einval, "beyond the GPC's window") }
+            guard let cache = model.caches[handle] else {
+                return self.expectError(reply, -Errno.ENOENT, "unknown handle")
+            }
+            guard offset + length <= cache.length else {
+                return self.expectError(reply, einval, "beyond the GPC's window")
+            }
             guard cache.valid else { return self.expectError(reply, -Errno.ESTALE, "an invalidated GPC") }
             let address = cache.page * model.pageSize + cache.offset + offset
-            let events = self.expectSuccess(reply, isWrite ? "GPC_WRITE" : "GPC_READ", payloadCount: isWrite ? 0 : length)
+            let events = self.expectSuccess(
+                reply,
+                isWrite ? "GPC_WRITE" : "GPC_READ",
+                payloadCount: isWrite ? 0 : length
+            )
             self.expectNoEvents(events, "GPC access")
             guard self.violations.isEmpty else { return }
             if isWrite {
@@ -508,7 +570,9 @@ struct Session {
             }
 
         case 9:  // GPC_REFRESH
-            if let (status, why) = shapeError(size: 24, zeroFields: [20]) { return self.expectError(reply, status, why) }
+            if let (status, why) = shapeError(size: 24, zeroFields: [20]) {
+                return self.expectError(reply, status, why)
+            }
             let handle = q.u64(0)
             let gpa = q.u64(8)
             let length = q.u32(16)
@@ -525,14 +589,20 @@ struct Session {
 
         case 10:  // SET_ATTRIBUTES
             // Rule 4 (payload size, attribute bits) comes before rule 5 (read-only).
-            guard q.count == 24 else { return self.expectError(reply, einval, "payload of \(q.count) bytes, expected 24") }
+            guard q.count == 24 else {
+                return self.expectError(reply, einval, "payload of \(q.count) bytes, expected 24")
+            }
             let gpa = q.u64(0)
             let size = q.u64(8)
             let attributes = q.u64(16)
             guard attributes & ~8 == 0 else { return self.expectError(reply, einval, "attribute bits") }
             if model.readOnly { return self.expectError(reply, -Errno.EPERM, "read-only connection") }
-            guard model.aligned(gpa), model.aligned(size), size > 0 else { return self.expectError(reply, einval, "alignment or size 0") }
-            guard model.inside(gpa, size) else { return self.expectError(reply, -Errno.EFAULT, "SET_ATTRIBUTES outside") }
+            guard model.aligned(gpa), model.aligned(size), size > 0 else {
+                return self.expectError(reply, einval, "alignment or size 0")
+            }
+            guard model.inside(gpa, size) else {
+                return self.expectError(reply, -Errno.EFAULT, "SET_ATTRIBUTES outside")
+            }
             let events = self.expectSuccess(reply, "SET_ATTRIBUTES", payloadCount: 0)
             guard self.violations.isEmpty else { return }
             let first = Int(gpa) / model.pageSize
@@ -549,7 +619,9 @@ struct Session {
             if let (status, why) = shapeError(size: 16) { return self.expectError(reply, status, why) }
             let gpa = q.u64(0)
             let size = q.u64(8)
-            guard model.aligned(gpa), model.aligned(size), size > 0 else { return self.expectError(reply, einval, "alignment or size 0") }
+            guard model.aligned(gpa), model.aligned(size), size > 0 else {
+                return self.expectError(reply, einval, "alignment or size 0")
+            }
             guard model.inside(gpa, size) else { return self.expectError(reply, -Errno.EFAULT, "DISCARD outside") }
             let events = self.expectSuccess(reply, "DISCARD", payloadCount: 0)
             guard self.violations.isEmpty else { return }
@@ -567,11 +639,15 @@ struct Session {
             self.checkStats(reply.payload)
 
         case 13:  // PAGE_STATE
-            if let (status, why) = shapeError(size: 16, zeroFields: [12]) { return self.expectError(reply, status, why) }
+            if let (status, why) = shapeError(size: 16, zeroFields: [12]) {
+                return self.expectError(reply, status, why)
+            }
             let gpa = q.u64(0)
             let count = Int(q.u32(8))
             guard model.aligned(gpa) else { return self.expectError(reply, einval, "PAGE_STATE alignment") }
-            guard count * 4 <= model.maxPayload else { return self.expectError(reply, -Errno.EMSGSIZE, "npages × 4 > max_payload") }
+            guard count * 4 <= model.maxPayload else {
+                return self.expectError(reply, -Errno.EMSGSIZE, "npages × 4 > max_payload")
+            }
             guard model.inside(gpa, UInt64(count) * UInt64(model.pageSize)) else {
                 return self.expectError(reply, -Errno.EFAULT, "PAGE_STATE outside")
             }
@@ -609,7 +685,9 @@ struct Session {
                 problems.append("refcount \(refcount), but \(expectedCount) valid GPCs")
             }
             let shouldBeAccessible = self.model.directMap || !isPrivate || refcount > 0
-            if isAccessible != shouldBeAccessible { problems.append("ACCESSIBLE is \(isAccessible): the invariant breaks") }
+            if isAccessible != shouldBeAccessible {
+                problems.append("ACCESSIBLE is \(isAccessible): the invariant breaks")
+            }
             if !problems.isEmpty {
                 return self.violation("PAGE_STATE of page \(page): \(problems.joined(separator: "; "))")
             }
@@ -650,10 +728,15 @@ struct Session {
         let memory = self.setup.memory
         let violations = memory.invariantViolations()
         if !violations.isEmpty {
-            self.violation("the invariant breaks after close: \(violations.prefix(4).map { "page \($0.page): \($0.state)" })")
+            self.violation(
+                "the invariant breaks after close: \(violations.prefix(4).map { "page \($0.page): \($0.state)" })"
+            )
         }
         do {
-            let states = try memory.pageStates(at: GuestPhysicalAddress(0), pageCount: Int(memory.geometry.regionSize) / memory.geometry.pageSize)
+            let states = try memory.pageStates(
+                at: GuestPhysicalAddress(0),
+                pageCount: Int(memory.geometry.regionSize) / memory.geometry.pageSize
+            )
             if let (page, state) = states.enumerated().first(where: { $0.element.count != 0 }) {
                 self.violation("page \(page) keeps a reference after the connection closed: \(state)")
             }

@@ -99,8 +99,15 @@ public struct FuzzInput: Sendable {
     }
 
     /// A request frame: header (flags 0, status 0) and payload.
-    public static func frame(opcode: UInt16, id: UInt32, payload: [UInt8], flags: UInt16 = 0, status: Int32 = 0) -> [UInt8] {
-        le32(UInt32(16 + payload.count)) + le16(opcode) + le16(flags) + le32(id) + le32(UInt32(bitPattern: status)) + payload
+    public static func frame(
+        opcode: UInt16,
+        id: UInt32,
+        payload: [UInt8],
+        flags: UInt16 = 0,
+        status: Int32 = 0
+    ) -> [UInt8] {
+        le32(UInt32(16 + payload.count)) + le16(opcode) + le16(flags) + le32(id) + le32(UInt32(bitPattern: status))
+            + payload
     }
 }
 

@@ -84,7 +84,9 @@ enum GmemFuzz {
         defer { closedir(directory) }
         var result: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
             if name == "." || name == ".." || name.hasPrefix(".") { continue }
             result += Self.files(under: path + "/" + name)
         }

@@ -32,7 +32,9 @@ struct FuzzRegressionTests {
     /// (4 KiB); HELLO must report that and every reply must fit it.
     @Test("a max_payload below the floor is raised, and STATS fits it", arguments: [16, 64, 300, 4095])
     func maxPayloadFloor(_ requested: Int) throws {
-        let bytes = try [UInt8](Data(contentsOf: Self.fuzzDirectory.appendingPathComponent("regressions/stats-reply-exceeds-max-payload")))
+        let bytes = try [UInt8](
+            Data(contentsOf: Self.fuzzDirectory.appendingPathComponent("regressions/stats-reply-exceeds-max-payload"))
+        )
         var input = FuzzInput(bytes.withUnsafeBytes { $0 })
         input.maxPayload = requested
         let violations = FuzzHarness.run(input)

@@ -6,7 +6,8 @@ import Glibc
 /// at 3, 4, 5… with LISTEN_FDS, LISTEN_FDNAMES and a LISTEN_PID that names
 /// the daemon itself (set by `sh -c 'LISTEN_PID=$$ exec gmemd …'`, since the
 /// pid is only known after fork), NOTIFY_SOCKET, and optionally the watchdog.
-final class GmemdProcess: @unchecked Sendable {  // pid and paths are immutable; exit status is only touched by the waiting test.
+// @unchecked: pid and paths are immutable; the exit status is only touched by the waiting test.
+final class GmemdProcess: @unchecked Sendable {
     let pid: pid_t
     let logPath: String
     private var exitStatus: Int32? = nil
@@ -19,11 +20,15 @@ final class GmemdProcess: @unchecked Sendable {  // pid and paths are immutable;
         guard length > 0 else { throw TestFailure("readlink /proc/self/exe: \(errno)") }
         var path = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         // …/debug/gmemdPackageTests.xctest is the test executable; gmemd sits beside it.
-        while let slash = path.lastIndex(of: "/"), !path.hasSuffix(".xctest"), path.count > 1 { path = String(path[..<slash]) }
+        while let slash = path.lastIndex(of: "/"), !path.hasSuffix(".xctest"), path.count > 1 {
+            path = String(path[..<slash])
+        }
         if let slash = path.lastIndex(of: "/") { path = String(path[..<slash]) }
         let candidate = path + "/gmemd"
         guard access(candidate, X_OK) == 0 else {
-            throw TestFailure("no gmemd binary at \(candidate): run `swift build --product gmemd` first or set GMEMD_BINARY")
+            throw TestFailure(
+                "no gmemd binary at \(candidate): run `swift build --product gmemd` first or set GMEMD_BINARY"
+            )
         }
         return candidate
     }
@@ -91,14 +96,19 @@ final class GmemdProcess: @unchecked Sendable {  // pid and paths are immutable;
             pointer += 1
             guard let equals = text.firstIndex(of: "=") else { continue }
             let key = String(text[..<equals])
-            let managed = key.hasPrefix("LISTEN_") || key.hasPrefix("WATCHDOG_") || key == "NOTIFY_SOCKET" || key == "JOURNAL_STREAM"
+            let managed =
+                key.hasPrefix("LISTEN_") || key.hasPrefix("WATCHDOG_") || key == "NOTIFY_SOCKET"
+                || key == "JOURNAL_STREAM"
                 || key.hasPrefix("GMEMD_")
             if !managed { result[key] = String(text[text.index(after: equals)...]) }
         }
         return result
     }
 
-    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    private static func withCStrings<R>(
+        _ strings: [String],
+        _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R
+    ) -> R {
         let pointers = strings.map { strdup($0) } + [nil]
         defer { for pointer in pointers { free(pointer) } }
         return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }

@@ -22,7 +22,9 @@ struct NotifyMessage: Sendable {
 final class NotifyListener: @unchecked Sendable {  // Mutable state behind `state`; the fd is immutable.
     let path: String
     private let fd: Int32
-    private let state = Mutex<(messages: [NotifyMessage], store: [(name: String, fd: Int32)], closed: Bool)>(([], [], false))
+    private let state = Mutex<(messages: [NotifyMessage], store: [(name: String, fd: Int32)], closed: Bool)>(
+        ([], [], false)
+    )
     private var thread: pthread_t? = nil
 
     init(directory: String) throws {
@@ -34,11 +36,16 @@ final class NotifyListener: @unchecked Sendable {  // Mutable state behind `stat
         try UnixAddress.bind(fd, path: self.path)
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
-        pthread_create(&thread, nil, { argument in
-            let listener = Unmanaged<NotifyListener>.fromOpaque(argument!).takeRetainedValue()
-            listener.receiveLoop()
-            return nil
-        }, box.toOpaque())
+        pthread_create(
+            &thread,
+            nil,
+            { argument in
+                let listener = Unmanaged<NotifyListener>.fromOpaque(argument!).takeRetainedValue()
+                listener.receiveLoop()
+                return nil
+            },
+            box.toOpaque()
+        )
         self.thread = thread
     }
 
@@ -124,15 +131,21 @@ final class NotifyListener: @unchecked Sendable {  // Mutable state behind `stat
         let headerSize = MemoryLayout<cmsghdr>.size
         while offset + headerSize <= control.count {
             let (length, level, type) = control.withUnsafeBytes { bytes in
-                (bytes.loadUnaligned(fromByteOffset: offset, as: Int.self),
-                 bytes.loadUnaligned(fromByteOffset: offset + 8, as: Int32.self),
-                 bytes.loadUnaligned(fromByteOffset: offset + 12, as: Int32.self))
+                (
+                    bytes.loadUnaligned(fromByteOffset: offset, as: Int.self),
+                    bytes.loadUnaligned(fromByteOffset: offset + 8, as: Int32.self),
+                    bytes.loadUnaligned(fromByteOffset: offset + 12, as: Int32.self)
+                )
             }
             guard length >= headerSize, offset + length <= control.count else { break }
             if level == SOL_SOCKET && type == Int32(SCM_RIGHTS) {
                 let count = (length - headerSize) / 4
                 for index in 0..<count {
-                    fds.append(control.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + headerSize + 4 * index, as: Int32.self) })
+                    fds.append(
+                        control.withUnsafeBytes {
+                            $0.loadUnaligned(fromByteOffset: offset + headerSize + 4 * index, as: Int32.self)
+                        }
+                    )
                 }
             }
             offset += (length + 7) & ~7

@@ -80,7 +80,9 @@ final class WireClient {
         var offset = 0
         while offset < bytes.count {
             // MSG_NOSIGNAL: a dead daemon is an error, not SIGPIPE for the test runner.
-            let sent = bytes.withUnsafeBytes { Glibc.send(self.fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let sent = bytes.withUnsafeBytes {
+                Glibc.send(self.fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if sent < 0 && errno == EINTR { continue }
             guard sent > 0 else { throw Failure.disconnected }
             offset += sent
