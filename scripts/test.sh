@@ -9,6 +9,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Installing what a fresh Debian machine lacks"
 bash scripts/install-deps.sh
 
+step "Checking the formatting (swift format lint --strict, rules in .swift-format)"
+swift format lint --strict --recursive Sources Tests Fuzz
+
 step "Building everything once (debug)"
 swift build --build-tests
 
