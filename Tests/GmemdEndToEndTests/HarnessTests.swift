@@ -112,6 +112,55 @@ struct HarnessTests {
         #expect(ExitStatus(waitStatus: 9) == .signaled(9))
     }
 
+    @Test("a child's environment can leave out named variables and keeps every other one")
+    func environmentRemoval() throws {
+        var parent: Set<String> = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            parent.insert(String(String(cString: entry).prefix { $0 != "=" }))
+            cursor += 1
+        }
+        #expect(parent.contains("PATH"), "the test runner has no PATH to remove")
+        let env = try Subprocess(
+            executable: "/usr/bin/env",
+            standardOutput: .pipe,
+            environment: .inherited(removing: ["PATH"])
+        )
+        let output = try env.readOutput(timeout: .seconds(5))
+        #expect(try env.wait(timeout: .seconds(5)) == .exited(0))
+        let child = Set(output.split(separator: "\n").map { String($0.prefix { $0 != "=" }) })
+        #expect(child == parent.subtracting(["PATH"]))
+        #expect(Subprocess.Environment.isolated.removed.isSuperset(of: ["LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET"]))
+    }
+
+    @Test("a benchmark's daemon: its own --size, start-up timed to HELLO, status while it runs, stop() with SIGTERM")
+    func benchmarkDaemon() throws {
+        let daemon = try DaemonProcess(arguments: ["--size", "8M"], size: nil, environment: .isolated)
+        #expect(daemon.arguments.filter { $0 == "--size" }.count == 1)
+        let startup = try daemon.waitUntilAnswering(timeout: .seconds(10))
+        #expect(startup > 0 && startup < 10_000_000_000)
+        let hello = try daemon.connect().hello()
+        #expect(hello.regionSize == 8 << 20)
+        let status = try #require(daemon.status())
+        #expect(status.vmRSS > 0 && status.threads >= 2, "\(status)")
+        #expect(daemon.logTail().contains("serving"), "\(daemon.logTail())")
+        #expect(daemon.stop() == .exited(0))
+        #expect(daemon.status() == nil)
+        #expect(daemon.stop() == .exited(0), "a second stop reports the same end")
+    }
+
+    @Test("/proc/PID/status is parsed into bytes; missing fields stay 0")
+    func processStatusParsing() {
+        let status = ProcessStatus(parsing: "Name:\tgmemd\nVmRSS:\t  2048 kB\nRssShmem:\t 12 kB\nThreads:\t3\n")
+        #expect(status == ProcessStatus(vmRSS: 2 << 20, rssShmem: 12 << 10, threads: 3))
+    }
+
+    @Test("an explicit gmemd path must be an executable file")
+    func explicitExecutable() {
+        #expect(throws: GmemTestingError.self) { try ExecutableLocator.gmemd(explicit: "/nonexistent/gmemd") }
+        #expect((try? ExecutableLocator.gmemd(explicit: "/bin/sh")) == "/bin/sh")
+    }
+
     @Test("raw connections: a closed socket reads as end of stream, a silent one times out")
     func rawConnection() throws {
         let daemon = try DaemonProcess.start()
