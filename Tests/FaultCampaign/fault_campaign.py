@@ -591,8 +591,9 @@ def case_sparse_pressure(case):
             case.expect(conn.read(gpa, 64) == bytes(64), "0x%x reads non-zero after the discard" % gpa)
         worst = max(latencies) if latencies else 0
         case.expect(worst < 1.0, "a PING waited %.2f s during the %.2f s discard" % (worst, discard_seconds))
-        case.notes.append("%d GiB region (MemAvailable %d GiB); RSS+shmem KiB %d -> %d -> %d; discard %.2f s, worst PING %.0f ms" % (
-            size >> 30, available >> 30, baseline["VmRSS"], written["VmRSS"], final["VmRSS"], discard_seconds, worst * 1000))
+        case.notes.append("%d GiB region (MemAvailable %d GiB); VmRSS KiB %d -> %d -> %d (RssShmem %d -> %d -> %d); discard %.2f s, worst PING %.0f ms" % (
+            size >> 30, available >> 30, baseline["VmRSS"], written["VmRSS"], final["VmRSS"],
+            baseline["RssShmem"], written["RssShmem"], final["RssShmem"], discard_seconds, worst * 1000))
         if SANITIZER != "address":
             # Under ASan freed request buffers stay in its quarantine (256 MiB by default): only RssShmem counts.
             case.expect(final["VmRSS"] - baseline["VmRSS"] < 64 * 1024,
