@@ -10,6 +10,10 @@ import GmemProtocol
 import GmemTesting
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Requests take effect in the order they are sent and replies come back in that order (section 2), however many
 /// are sent before the first reply is read.
 @Suite("Pipelining")
@@ -87,6 +91,34 @@ struct PipeliningTests {
             #expect(Array(frame.payload.prefix(expected.count)) == expected)
         }
         try lazy.requirePing()
+    }
+
+    @Test("a client the daemon waits for is not cut off by the frame timeout, even with a frame half-sent")
+    func pausedConnectionHasNoFrameTimeout() throws {
+        let session = try Session(arguments: ["--frame-timeout", "0.3"])
+        let lazy = try session.connect()
+        // 16 MiB of READ replies, far more than the socket and the daemon's
+        // outbound bound hold: the daemon stops reading this connection.
+        let count = 16
+        var bytes: [UInt8] = []
+        for index in 0..<count {
+            bytes += RawConnection.frame(
+                opcode: .read,
+                id: UInt32(index),
+                payload: Payload.read(gpa: 0, length: defaultMaxPayload)
+            )
+        }
+        let ping = RawConnection.frame(opcode: .ping, id: 99, payload: [7])
+        try lazy.send(bytes + ping.prefix(6), timeout: .seconds(20))
+        // Three frame timeouts without reading: the daemon waits for us, not we for it.
+        usleep(1_000_000)
+        for index in 0..<count {
+            let frame = try #require(try lazy.receiveFrame(timeout: .seconds(20)), "closed after \(index) replies")
+            #expect(frame.header.id == UInt32(index) && frame.header.status == 0)
+        }
+        try lazy.send(Array(ping.dropFirst(6)))
+        let reply = try #require(try lazy.receiveFrame(timeout: .seconds(5)), "closed instead of answering the PING")
+        #expect(reply.header.id == 99 && reply.header.status == 0 && reply.payload == [7])
     }
 
     @Test("errors in a pipeline are answered in place and do not disturb the requests around them")
