@@ -18,6 +18,7 @@ const int CGMEM_F_SEAL_SHRINK = F_SEAL_SHRINK;
 const int CGMEM_F_SEAL_GROW = F_SEAL_GROW;
 const int CGMEM_F_SEAL_WRITE = F_SEAL_WRITE;
 const int CGMEM_SO_PEERCRED = SO_PEERCRED;
+const int CGMEM_SO_PEERGROUPS = SO_PEERGROUPS;
 _Static_assert(sizeof(cgmem_ucred) == sizeof(struct ucred), "ucred layout");
 
 int cgmem_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }

@@ -103,24 +103,23 @@ public final class GmemServer: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             _ = self.children.withLock { $0.removeValue(forKey: key) }
         }
-        let credentials: EventLoopFuture<cgmem_ucred>
-        if let provider = channel as? any SocketOptionProvider {
-            credentials = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: CGMEM_SO_PEERCRED)
-        } else {
-            credentials = channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
-        }
-        return credentials.flatMapThrowing { credentials in
+        let access = server.configuration.access
+        return PeerCredentials.read(
+            from: channel,
+            withGroups: access.usesGroups,
+            logger: server.logger
+        ).flatMapThrowing { credentials in
             let admission: ConnectionState.Admission
             if open > server.configuration.maxConnections {
                 admission = .overLimit
             } else {
-                switch server.configuration.access.decide(uid: credentials.uid, gid: credentials.gid) {
+                switch access.decide(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups) {
                 case .readWrite: admission = .readWrite
                 case .readOnly: admission = .readOnly
                 case .denied: admission = .denied
                 }
             }
-            let peer = "pid=\(credentials.pid) uid=\(credentials.uid) gid=\(credentials.gid)"
+            let peer = credentials.description
             let handler = ConnectionHandler(server: server, admission: admission, peer: peer)
             try channel.pipeline.syncOperations.addHandler(handler)
         }.flatMapErrorThrowing { error in

@@ -34,11 +34,13 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// Who may connect, decided from SO_PEERCRED at accept.
+/// Who may connect, decided from the peer's credentials (SO_PEERCRED and
+/// SO_PEERGROUPS) at accept.
 public struct AccessPolicy: Sendable, Hashable {
     public var allowedUIDs: Set<UInt32> = []
+    /// Peers with one of these as their primary or a supplementary group are allowed.
     public var allowedGIDs: Set<UInt32> = []
-    /// Peers whose primary gid is this group may only read (root included).
+    /// Peers in this group (primary or supplementary) may only read, root included.
     public var readOnlyGID: UInt32? = nil
     /// The daemon's own uid, always allowed alongside root.
     public var ownUID: UInt32
@@ -53,10 +55,19 @@ public struct AccessPolicy: Sendable, Hashable {
         self.ownUID = ownUID
     }
 
-    public func decide(uid: UInt32, gid: UInt32) -> Decision {
-        if gid == self.readOnlyGID { return .readOnly }
+    /// Whether ``decide(uid:gid:groups:)`` looks at supplementary groups, so
+    /// that they are read at all.
+    public var usesGroups: Bool {
+        !self.allowedGIDs.isEmpty || self.readOnlyGID != nil
+    }
+
+    /// Read-only membership wins over every grant; otherwise root, the
+    /// daemon's own uid, an allowed uid or an allowed group admits.
+    public func decide(uid: UInt32, gid: UInt32, groups: [UInt32] = []) -> Decision {
+        if let readOnly = self.readOnlyGID, gid == readOnly || groups.contains(readOnly) { return .readOnly }
         let allowed =
             uid == 0 || uid == self.ownUID || self.allowedUIDs.contains(uid) || self.allowedGIDs.contains(gid)
+            || groups.contains(where: self.allowedGIDs.contains)
         return allowed ? .readWrite : .denied
     }
 }

@@ -58,10 +58,16 @@ struct Gmemd: AsyncParsableCommand {
     )
     var allowUIDs: [UInt32] = []
 
-    @Option(name: .customLong("allow-gid"), help: "Also allow peers whose primary gid is this (repeatable).")
+    @Option(
+        name: .customLong("allow-gid"),
+        help: "Also allow peers in this group, as primary or supplementary gid (repeatable)."
+    )
     var allowGIDs: [UInt32] = []
 
-    @Option(name: .customLong("read-only-gid"), help: "Peers whose primary gid is this may only read (root included).")
+    @Option(
+        name: .customLong("read-only-gid"),
+        help: "Peers in this group (primary or supplementary gid) may only read, root included."
+    )
     var readOnlyGID: UInt32?
 
     @Option(help: "Seconds a frame may stay half-sent before its connection is closed.")
@@ -78,7 +84,7 @@ struct Gmemd: AsyncParsableCommand {
 
     @Option(
         name: .customLong("allow-group"),
-        help: "Also allow peers whose primary group is this group name (repeatable)."
+        help: "Also allow members of this group, by name, primary or supplementary (repeatable)."
     )
     var allowGroups: [String] = []
 

@@ -112,13 +112,16 @@ struct AccessControlTests {
         try expectPages([0x8000: 0], in: session.daemon, probe: connection)
     }
 
-    /// How a daemon is configured for the nobody (65534:65534) client, and what that client must get.
+    /// How a daemon is configured for the nobody (65534:65534) client, with which supplementary groups, and what
+    /// that client must get.
     struct PeerCase: CustomTestStringConvertible, Sendable {
         let options: [String]
+        var groups: [UInt32] = []
         let admitted: Bool
         let readOnly: Bool
         var testDescription: String {
-            self.options.isEmpty ? "no option (refused)" : self.options.joined(separator: " ")
+            let options = self.options.isEmpty ? "no option" : self.options.joined(separator: " ")
+            return options + (self.groups.isEmpty ? "" : ", groups \(self.groups)")
         }
     }
 
@@ -128,6 +131,19 @@ struct AccessControlTests {
         PeerCase(options: ["--allow-gid", "65534"], admitted: true, readOnly: false),
         PeerCase(options: ["--allow-uid", "65533", "--allow-gid", "65533"], admitted: false, readOnly: false),
         PeerCase(options: ["--read-only-gid", "65534"], admitted: true, readOnly: true),
+        // Supplementary groups (SO_PEERGROUPS) count like the primary one.
+        PeerCase(options: ["--allow-gid", "4242"], groups: [4242], admitted: true, readOnly: false),
+        PeerCase(options: ["--allow-gid", "4242"], groups: [100, 4242, 60000], admitted: true, readOnly: false),
+        PeerCase(options: ["--allow-gid", "4242"], groups: [4241, 4243], admitted: false, readOnly: false),
+        PeerCase(options: ["--read-only-gid", "4242"], groups: [7, 4242], admitted: true, readOnly: true),
+        PeerCase(
+            options: ["--allow-uid", "65534", "--read-only-gid", "4242"],
+            groups: [4242],
+            admitted: true,
+            readOnly: true
+        ),
+        // A supplementary gid 0 cannot be told from unused room in the answer: it is ignored.
+        PeerCase(options: ["--allow-gid", "0"], groups: [0], admitted: false, readOnly: false),
     ]
 
     @Test(
@@ -144,7 +160,10 @@ struct AccessControlTests {
         try waitSocketMode(daemon.socketPath, 0o666)
         let client = try Subprocess(
             executable: try #require(PythonClients.python3),
-            arguments: ["-c", PythonClients.unprivilegedHello, daemon.socketPath],
+            arguments: [
+                "-c", PythonClients.unprivilegedHello, daemon.socketPath,
+                peer.groups.map(String.init).joined(separator: ","),
+            ],
             standardOutput: .pipe
         )
         let output = try client.readOutput(timeout: .seconds(15))

@@ -29,7 +29,8 @@ enum PythonClients {
     static let unprivilegedHello = #"""
         import os, socket, struct, sys
         sys.stderr = sys.stdout
-        os.setgroups([])
+        # argv[2], if given: the supplementary groups, comma-separated.
+        os.setgroups([int(g) for g in sys.argv[2].split(',')] if len(sys.argv) > 2 and sys.argv[2] else [])
         os.setgid(65534)
         os.setuid(65534)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -28,6 +28,14 @@ typedef struct cgmem_ucred {
     gid_t gid;
 } cgmem_ucred;
 
+/// Room for SO_PEERGROUPS, which fills in the peer's supplementary groups
+/// (ascending) and leaves the rest alone; a peer with more groups than this
+/// makes getsockopt fail with ERANGE.
+#define CGMEM_PEER_GROUPS_MAX 256
+typedef struct cgmem_peer_groups {
+    gid_t gids[CGMEM_PEER_GROUPS_MAX];
+} cgmem_peer_groups;
+
 /// SO_PEERCRED of a connected Unix socket.
 int cgmem_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 
@@ -39,5 +47,6 @@ extern const int CGMEM_F_SEAL_SHRINK;
 extern const int CGMEM_F_SEAL_GROW;
 extern const int CGMEM_F_SEAL_WRITE;
 extern const int CGMEM_SO_PEERCRED;
+extern const int CGMEM_SO_PEERGROUPS;
 
 #endif
