@@ -121,14 +121,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         var completedFrame = false
         self.isDispatching = true
         while !self.isPaused && !self.state.isClosing, buffer.readableBytes >= FrameHeader.size {
-            if self.outbound.readableBytes >= Self.outboundHighWater, let context = self.context {
-                self.writeOutbound(flush: true)
-                if !context.channel.isWritable {
-                    self.pauseUntilWritable(context)
-                    break
-                }
-                self.reuseOutbound()
-            }
+            guard !self.pausedForBackpressure() else { break }
             let header = buffer.withUnsafeReadableBytes { FrameHeader(decoding: $0) }!
             guard header.hasValidLength(maxPayload: self.server.configuration.maxPayload) else {
                 // Never read or allocate what a bad length claims.
@@ -146,7 +139,25 @@ final class ConnectionHandler: ChannelInboundHandler {
             completedFrame = true
         }
         self.isDispatching = false
+        // Replies the peer has not read yet put the connection on hold before
+        // the timer is armed: a frame the peer has half-sent while the daemon
+        // waits for it to read is not timed (PROTOCOL.md section 2).
+        if !self.isPaused && !self.state.isClosing { _ = self.pausedForBackpressure() }
         self.armFrameTimer(partial: buffer.readableBytes > 0 && !self.isPaused, restart: completedFrame)
+    }
+
+    /// Backpressure: once the replies waiting to go out reach the high-water
+    /// mark they are flushed, and if the socket takes no more the connection
+    /// pauses until it is writable. Returns whether it paused.
+    private func pausedForBackpressure() -> Bool {
+        guard self.outbound.readableBytes >= Self.outboundHighWater, let context = self.context else { return false }
+        self.writeOutbound(flush: true)
+        guard context.channel.isWritable else {
+            self.pauseUntilWritable(context)
+            return true
+        }
+        self.reuseOutbound()
+        return false
     }
 
     private func frameReceived(_ header: FrameHeader, payload: UnsafeRawBufferPointer) {
@@ -199,26 +210,32 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: Writing
 
-    /// Hands the batch's replies to the channel. Closes it afterwards if a fatal reply was queued.
+    /// Hands the batch's replies to the channel. After a fatal reply or a
+    /// drain, closes it once everything owed is written.
     func writeOutbound(flush: Bool) {
         guard let context = self.context else { return }
+        // Not while frames are being dispatched or the connection is paused:
+        // requests are still to be answered, and this is called again after.
+        let closeAfterwards = self.closeWhenFlushed && !self.isPaused && !self.isDispatching
+        // Without a batch, an empty write: its promise completes only after
+        // every earlier write, so replies already queued reach the peer first.
+        var batch = ByteBuffer()
         if self.outbound.readableBytes > 0 {
-            let batch = self.outbound
+            batch = self.outbound
             // Keep the storage: once the channel has written the batch it is
             // ours alone again and reuseOutbound() recycles it, no allocation.
             self.outbound.moveReaderIndex(forwardBy: batch.readableBytes)
-            if self.closeWhenFlushed {
-                context.writeAndFlush(self.wrapOutboundOut(batch)).assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
-                return
-            }
-            context.write(self.wrapOutboundOut(batch), promise: nil)
+        } else if !closeAfterwards {
+            if flush || self.closeWhenFlushed { context.flush() }
+            return
         }
-        if self.closeWhenFlushed {
-            context.close(promise: nil)
-        } else if flush {
-            context.flush()
+        if closeAfterwards {
+            context.writeAndFlush(self.wrapOutboundOut(batch)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.write(self.wrapOutboundOut(batch), promise: nil)
+            if flush || self.closeWhenFlushed { context.flush() }
         }
     }
 

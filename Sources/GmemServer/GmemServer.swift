@@ -132,21 +132,30 @@ public final class GmemServer: Sendable {
 
     /// Stops accepting, answers what was received, closes every connection.
     public func shutdown() {
-        let serving: (channel: any Channel, ownsSocketFile: Bool)? = self.state.withLock { state in
+        enum Step {
+            case drain(any Channel, ownsSocketFile: Bool)
+            case finishWithoutServing
+            case nothing
+        }
+        let step: Step = self.state.withLock { state in
             switch state {
             case .serving(let channel, let ownsSocketFile):
                 state = .stopping
-                return (channel, ownsSocketFile)
+                return .drain(channel, ownsSocketFile: ownsSocketFile)
             case .idle:
                 state = .stopped
-                return nil
+                return .finishWithoutServing
             case .stopping, .stopped:
-                return nil
+                // A second signal must not cut the drain short: closeFuture
+                // completes once the first shutdown has closed everything.
+                return .nothing
             }
         }
-        guard let serving else {
-            self.closed.succeed()
-            return
+        let serving: (channel: any Channel, ownsSocketFile: Bool)
+        switch step {
+        case .drain(let channel, let ownsSocketFile): serving = (channel, ownsSocketFile)
+        case .finishWithoutServing: return self.closed.succeed()
+        case .nothing: return
         }
         let path = self.context.configuration.socketPath
         serving.channel.close().whenComplete { [self] _ in

@@ -95,7 +95,7 @@ struct PipeliningTests {
 
     @Test("a client the daemon waits for is not cut off by the frame timeout, even with a frame half-sent")
     func pausedConnectionHasNoFrameTimeout() throws {
-        let session = try Session(arguments: ["--frame-timeout", "0.3"])
+        let session = try Session(arguments: ["--frame-timeout", "1"])
         let lazy = try session.connect()
         // 16 MiB of READ replies, far more than the socket and the daemon's
         // outbound bound hold: the daemon stops reading this connection.
@@ -110,12 +110,17 @@ struct PipeliningTests {
         }
         let ping = RawConnection.frame(opcode: .ping, id: 99, payload: [7])
         try lazy.send(bytes + ping.prefix(6), timeout: .seconds(20))
-        // Three frame timeouts without reading: the daemon waits for us, not we for it.
-        usleep(1_000_000)
+        // Twice the frame timeout without reading, first while the daemon
+        // still has requests to answer, then while only the last reply waits
+        // (the half-sent PING is all that is left to dispatch): the daemon
+        // waits for us, not we for it.
+        usleep(2_000_000)
         for index in 0..<count {
+            if index == count - 1 { usleep(2_000_000) }
             let frame = try #require(try lazy.receiveFrame(timeout: .seconds(20)), "closed after \(index) replies")
             #expect(frame.header.id == UInt32(index) && frame.header.status == 0)
         }
+        // The timeout runs again once the daemon can write: the rest of the PING arrives well within it.
         try lazy.send(Array(ping.dropFirst(6)))
         let reply = try #require(try lazy.receiveFrame(timeout: .seconds(5)), "closed instead of answering the PING")
         #expect(reply.header.id == 99 && reply.header.status == 0 && reply.payload == [7])

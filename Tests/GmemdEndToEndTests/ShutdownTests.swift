@@ -48,6 +48,36 @@ struct ShutdownTests {
         #expect(throws: (any Error).self) { try RawConnection.connect(session.daemon.socketPath) }
     }
 
+    @Test("a second SIGTERM during the drain does not cut off replies already owed")
+    func secondSignalKeepsDraining() throws {
+        let session = try Session()
+        try session.daemon.waitUntilCatching(SIGTERM)
+        let data = Payload.pattern(Int(pageSize), seed: 21)
+        try session.connection.writeBytes(gpa: 0, data: data)
+        // 4 MiB of replies owed to a client that is not reading yet.
+        let reader = try session.connect()
+        var bytes: [UInt8] = []
+        for index in 0..<4 {
+            bytes += RawConnection.frame(
+                opcode: .read,
+                id: UInt32(index),
+                payload: Payload.read(gpa: 0, length: 1 << 20)
+            )
+        }
+        try reader.send(bytes)
+        try waitUntil("the four READs to be received") { try statistic("reads", of: session.connection) >= 1 }
+        session.daemon.send(signal: SIGTERM)
+        usleep(100_000)
+        session.daemon.send(signal: SIGTERM)
+        usleep(300_000)
+        for index in 0..<4 {
+            let frame = try #require(try reader.receiveFrame(timeout: .seconds(5)), "cut off after \(index) replies")
+            #expect(frame.header.id == UInt32(index) && frame.header.status == 0)
+            #expect(Array(frame.payload.prefix(data.count)) == data)
+        }
+        #expect(try session.daemon.wait(timeout: .seconds(5)) == .exited(0), "stderr:\n\(session.daemon.stderr)")
+    }
+
     @Test("SIGTERM as soon as the socket accepts connections still shuts down cleanly")
     func earlySigterm() throws {
         // Several daemons at once, each signalled the moment it serves, so the whole test takes one 5 s budget.
