@@ -63,11 +63,20 @@ public struct AccessPolicy: Sendable, Hashable {
 
     /// Read-only membership wins over every grant; otherwise root, the
     /// daemon's own uid, an allowed uid or an allowed group admits.
-    public func decide(uid: UInt32, gid: UInt32, groups: [UInt32] = []) -> Decision {
-        if let readOnly = self.readOnlyGID, gid == readOnly || groups.contains(readOnly) { return .readOnly }
-        let allowed =
-            uid == 0 || uid == self.ownUID || self.allowedUIDs.contains(uid) || self.allowedGIDs.contains(gid)
+    ///
+    /// `groups` are the supplementary groups, `nil` when they could not be
+    /// read. Unknown groups fail safe: they grant nothing, and with a
+    /// read-only group configured an admitted peer only gets to read.
+    public func decide(uid: UInt32, gid: UInt32, groups: [UInt32]? = []) -> Decision {
+        if let readOnly = self.readOnlyGID, gid == readOnly || groups?.contains(readOnly) ?? true {
+            let admitted = gid == readOnly || groups?.contains(readOnly) == true || self.grants(uid: uid, gid: gid, [])
+            return admitted ? .readOnly : .denied
+        }
+        return self.grants(uid: uid, gid: gid, groups ?? []) ? .readWrite : .denied
+    }
+
+    private func grants(uid: UInt32, gid: UInt32, _ groups: [UInt32]) -> Bool {
+        uid == 0 || uid == self.ownUID || self.allowedUIDs.contains(uid) || self.allowedGIDs.contains(gid)
             || groups.contains(where: self.allowedGIDs.contains)
-        return allowed ? .readWrite : .denied
     }
 }

@@ -121,7 +121,8 @@ struct AccessControlTests {
         let readOnly: Bool
         var testDescription: String {
             let options = self.options.isEmpty ? "no option" : self.options.joined(separator: " ")
-            return options + (self.groups.isEmpty ? "" : ", groups \(self.groups)")
+            let groups = self.groups.count > 8 ? "\(self.groups.count) groups" : "groups \(self.groups)"
+            return options + (self.groups.isEmpty ? "" : ", \(groups)")
         }
     }
 
@@ -142,8 +143,23 @@ struct AccessControlTests {
             admitted: true,
             readOnly: true
         ),
-        // A supplementary gid 0 cannot be told from unused room in the answer: it is ignored.
-        PeerCase(options: ["--allow-gid", "0"], groups: [0], admitted: false, readOnly: false),
+        // Group 0 as a supplementary group, alone or with others (the answer is zero-filled: see PeerCredentials).
+        PeerCase(options: ["--allow-gid", "0"], groups: [0], admitted: true, readOnly: false),
+        PeerCase(
+            options: ["--allow-uid", "65534", "--read-only-gid", "0"],
+            groups: [0, 4242],
+            admitted: true,
+            readOnly: true
+        ),
+        PeerCase(options: ["--allow-gid", "0"], groups: [4242], admitted: false, readOnly: false),
+        // More groups than gmemd reads (256): unknown groups grant nothing, and a read-only group applies.
+        PeerCase(options: ["--allow-gid", "1100"], groups: Array(1000..<1300), admitted: false, readOnly: false),
+        PeerCase(
+            options: ["--allow-uid", "65534", "--read-only-gid", "4242"],
+            groups: Array(1000..<1300),
+            admitted: true,
+            readOnly: true
+        ),
     ]
 
     @Test(
