@@ -81,8 +81,10 @@ extension DaemonProcess {
     /// An ended daemon is reaped first: its zombie would still have a status file (without memory counts), and
     /// after reaping the pid may belong to another process.
     public func status() -> ProcessStatus? {
-        guard self.isRunning else { return nil }
-        return ProcessStatus.read(pid: self.pid)
+        // A zombie (it died since isRunning) has a status file without memory lines.
+        guard self.isRunning, let text = try? ProcMaps.readFile("/proc/\(self.pid)/status"), text.contains("VmRSS:")
+        else { return nil }
+        return ProcessStatus(parsing: text)
     }
 
     /// The protection `/proc/PID/maps` shows for each guest page in `pages` of the daemon's `/memfd:gmemd-guest`

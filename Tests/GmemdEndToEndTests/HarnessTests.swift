@@ -123,12 +123,13 @@ struct HarnessTests {
         #expect(parent.contains("PATH"), "the test runner has no PATH to remove")
         let env = try Subprocess(
             executable: "/usr/bin/env",
+            arguments: ["-0"],
             standardOutput: .pipe,
             environment: .inherited(removing: ["PATH"])
         )
         let output = try env.readOutput(timeout: .seconds(5))
         #expect(try env.wait(timeout: .seconds(5)) == .exited(0))
-        let child = Set(output.split(separator: "\n").map { String($0.prefix { $0 != "=" }) })
+        let child = Set(output.split(separator: "\0").map { String($0.prefix { $0 != "=" }) })
         #expect(child == parent.subtracting(["PATH"]))
         #expect(Subprocess.Environment.isolated.removed.isSuperset(of: ["LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET"]))
     }
