@@ -40,7 +40,20 @@ timings=()
 
 now() { date +%s; }
 step() { printf '\n==> %s\n' "$*"; }
-record() { timings+=("$(printf '%-44s %5d s  %s' "$1" "$2" "$3")"); }
+# record LABEL STARTED STATUS: one line of the summary.
+record() { timings+=("$(printf '%-44s %5d s  %s' "$1" $(($(now) - $2)) "$([ "$3" -eq 0 ] && echo ok || echo FAILED)")"); }
+
+# run_tests SANITIZER SCRATCH LOG LINES ARGS...: `swift test` of the sanitized
+# build, logged to $logs/LOG.log (its last LINES lines shown); sets `status`
+# and `ran` (the number of tests that ran).
+run_tests() {
+    local sanitizer=$1 scratch=$2 log="$logs/$3.log" lines=$4
+    shift 4
+    swift test --skip-build --disable-xctest --sanitize="$sanitizer" --scratch-path "$scratch" "$@" 2>&1 \
+        | tee "$log" | tail -"$lines"
+    status=${PIPESTATUS[0]}
+    ran=$(grep -cE '^(✔|✘) Test "|Test Case .* (passed|failed)' "$log" || true)
+}
 
 # Prints the reports under $1 and returns 1 if there are any.
 check_reports() {
@@ -55,7 +68,7 @@ check_reports() {
 }
 
 run_thread() {
-    local reports="$logs/tsan" started status
+    local reports="$logs/tsan" started status ran
     rm -rf "$reports" && mkdir -p "$reports"
     export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:history_size=4:log_path=$reports/tsan"
 
@@ -63,7 +76,7 @@ run_thread() {
     started=$(now)
     swift build --build-tests --sanitize=thread --scratch-path .build-tsan >"$logs/tsan-build.log" 2>&1
     status=$?
-    record "tsan: build (all test targets)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    record "tsan: build (all test targets)" "$started" $status
     if [ $status -ne 0 ]; then
         tail -30 "$logs/tsan-build.log"
         failures+=("tsan build (log: $logs/tsan-build.log)")
@@ -72,12 +85,8 @@ run_thread() {
 
     step "ThreadSanitizer: the concurrency stress tests"
     started=$(now)
-    swift test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan \
-        --filter 'GmemCoreTests\.ConcurrencyStressTests' 2>&1 | tee "$logs/tsan-test.log" | tail -15
-    status=${PIPESTATUS[0]}
-    local ran
-    ran=$(grep -cE '^(✔|✘) Test "|Test Case .* (passed|failed)' "$logs/tsan-test.log" || true)
-    record "tsan: ConcurrencyStressTests ($ran tests)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    run_tests thread .build-tsan tsan-test 15 --filter 'GmemCoreTests\.ConcurrencyStressTests'
+    record "tsan: ConcurrencyStressTests ($ran tests)" "$started" $status
     [ $status -eq 0 ] || failures+=("tsan: the stress tests failed (log: $logs/tsan-test.log)")
     [ "$ran" -gt 0 ] || failures+=("tsan: the filter matched no stress test")
 
@@ -92,19 +101,16 @@ run_thread() {
     #   and TSan's shadow memory for those mappings exceeds them by design.
     step "ThreadSanitizer: the other GmemCoreTests (deadlock detector off, see the comment)"
     started=$(now)
-    TSAN_OPTIONS="$TSAN_OPTIONS:detect_deadlocks=0" swift test --skip-build --disable-xctest --sanitize=thread \
-        --scratch-path .build-tsan --filter 'GmemCoreTests' --skip 'ConcurrencyStressTests|LargeRegionTests' \
-        2>&1 | tee "$logs/tsan-core.log" | tail -5
-    status=${PIPESTATUS[0]}
-    ran=$(grep -cE '^(✔|✘) Test "|Test Case .* (passed|failed)' "$logs/tsan-core.log" || true)
-    record "tsan: other GmemCoreTests ($ran tests)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    TSAN_OPTIONS="$TSAN_OPTIONS:detect_deadlocks=0" run_tests thread .build-tsan tsan-core 5 \
+        --filter 'GmemCoreTests' --skip 'ConcurrencyStressTests|LargeRegionTests'
+    record "tsan: other GmemCoreTests ($ran tests)" "$started" $status
     [ $status -eq 0 ] || failures+=("tsan: GmemCoreTests failed (log: $logs/tsan-core.log)")
     check_reports "$reports" || failures+=("tsan: ThreadSanitizer reports in $reports")
     unset TSAN_OPTIONS
 }
 
 run_address() {
-    local reports="$logs/asan" started status
+    local reports="$logs/asan" started status ran
     rm -rf "$reports" && mkdir -p "$reports"
     export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan:abort_on_error=0"
 
@@ -113,7 +119,7 @@ run_address() {
     swift build --build-tests --sanitize=address --scratch-path .build-asan >"$logs/asan-build.log" 2>&1 \
         && swift build --sanitize=address --scratch-path .build-asan --product gmemd >>"$logs/asan-build.log" 2>&1
     status=$?
-    record "asan: build (all test targets and gmemd)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    record "asan: build (all test targets and gmemd)" "$started" $status
     if [ $status -ne 0 ]; then
         tail -30 "$logs/asan-build.log"
         failures+=("asan build (log: $logs/asan-build.log)")
@@ -128,12 +134,8 @@ run_address() {
 
     step "AddressSanitizer: the end-to-end suite against the ASan gmemd"
     started=$(now)
-    GMEMD_BINARY="$gmemd" swift test --skip-build --disable-xctest --sanitize=address --scratch-path .build-asan \
-        --filter 'GmemdEndToEndTests' 2>&1 | tee "$logs/asan-test.log" | tail -15
-    status=${PIPESTATUS[0]}
-    local ran
-    ran=$(grep -cE '^(✔|✘) Test "|Test Case .* (passed|failed)' "$logs/asan-test.log" || true)
-    record "asan: GmemdEndToEndTests ($ran tests)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+    GMEMD_BINARY="$gmemd" run_tests address .build-asan asan-test 15 --filter 'GmemdEndToEndTests'
+    record "asan: GmemdEndToEndTests ($ran tests)" "$started" $status
     [ $status -eq 0 ] || failures+=("asan: the end-to-end tests failed (log: $logs/asan-test.log)")
     [ "$ran" -gt 0 ] || failures+=("asan: the filter matched no end-to-end test")
 
@@ -142,7 +144,7 @@ run_address() {
         started=$(now)
         GMEMD_BINARY="$gmemd" GMEM_CAMPAIGN_SANITIZER=address bash scripts/fault-campaign.sh --quick 2>&1 | tee "$logs/asan-campaign.log" | tail -25
         status=${PIPESTATUS[0]}
-        record "asan: fault campaign (--quick)" $(($(now) - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)"
+        record "asan: fault campaign (--quick)" "$started" $status
         [ $status -eq 0 ] || failures+=("asan: the fault campaign failed (log: $logs/asan-campaign.log)")
     fi
     check_reports "$reports" || failures+=("asan: AddressSanitizer reports in $reports")

@@ -136,6 +136,18 @@ def child_process(body):
     return pid
 
 
+def read_to_end(fd):
+    """Everything children wrote to a pipe, once every write end is closed; closes fd."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Case 1: clients SIGKILLed at random points, including mid-frame, while holding GPCs.
 
@@ -185,13 +197,7 @@ def case_killed_clients(case):
             gpcs_held += held
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            reported = b""
-            while True:
-                chunk = os.read(read_fd, 4096)
-                if not chunk:
-                    break
-                reported += chunk
-            os.close(read_fd)
+            reported = read_to_end(read_fd)
             if len(reported) >= 4:
                 acked[slot] = struct.unpack_from("<I", reported, len(reported) - 4 - len(reported) % 4)[0]
             case.iterations += 1
@@ -700,13 +706,7 @@ def case_storms(case):
     for pid in pids:
         _, status = os.waitpid(pid, 0)
         case.expect(status == 0, "a storm client process failed (wait status %d)" % status)
-    output = b""
-    while True:
-        chunk = os.read(read_fd, 65536)
-        if not chunk:
-            break
-        output += chunk
-    os.close(read_fd)
+    output = read_to_end(read_fd)
     totals = {}
     for line in output.decode().splitlines():
         who, operations, _, problems = (line.split(" ", 3) + [""])[:4]

@@ -22,6 +22,18 @@ enum PythonClients {
     /// Whether the process runs as root, which the credential tests need to switch to another uid.
     static var isRoot: Bool { getuid() == 0 }
 
+    /// `recv_exact(n)` for the scripts below, on their socket `s`: exits 3 if the daemon closes mid-frame.
+    static let receiveExactly = #"""
+        def recv_exact(n):
+            data = b''
+            while len(data) < n:
+                chunk = s.recv(n - len(data))
+                if not chunk:
+                    print('closed-mid-frame', len(data)); sys.exit(3)
+                data += chunk
+            return data
+        """#
+
     /// Switches to uid and gid 65534 (nobody), connects to `argv[1]` and sends HELLO, printing its reply as
     /// `hello <hex>`. On success it prints `flags <region_flags>`, then sends a 4-byte WRITE and a PING and prints
     /// `write <status>` and `ping <status>`. Last it prints `eof` if the daemon closes the connection (within 1 s
@@ -37,14 +49,7 @@ enum PythonClients {
         s.settimeout(5)
         s.connect(sys.argv[1])
 
-        def recv_exact(n):
-            data = b''
-            while len(data) < n:
-                chunk = s.recv(n - len(data))
-                if not chunk:
-                    print('closed-mid-frame', len(data)); sys.exit(3)
-                data += chunk
-            return data
+        \#(receiveExactly)
 
         def frame():
             header = recv_exact(16)
@@ -83,14 +88,7 @@ enum PythonClients {
         s.settimeout(10)
         s.connect(sys.argv[1])
 
-        def recv_exact(n):
-            data = b''
-            while len(data) < n:
-                chunk = s.recv(n - len(data))
-                if not chunk:
-                    print('closed'); sys.exit(3)
-                data += chunk
-            return data
+        \#(receiveExactly)
 
         def call(opcode, rid, payload):
             s.sendall(struct.pack('<IHHIi', 16 + len(payload), opcode, 0, rid, 0) + payload)
