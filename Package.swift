@@ -21,12 +21,16 @@ let package = Package(
         // (variadic syscall/fcntl) or that glibc headers hide behind _GNU_SOURCE.
         .target(name: "CGmemSys"),
 
+        // Layer 0: the one errno vocabulary (`Errno`), the error that carries it (`GmemError`) and the one
+        // EINTR-retrying system call helper. No dependencies.
+        .target(name: "GmemErrno"),
+
         // Layer 1: guest memory, per-page state and the refcounted map/unmap protocol.
         // No networking, no systemd; the only I/O is the memfd itself.
-        .target(name: "GmemCore", dependencies: ["CGmemSys"]),
+        .target(name: "GmemCore", dependencies: ["CGmemSys", "GmemErrno"]),
 
         // Layer 2: wire protocol v1, pure encode and decode.
-        .target(name: "GmemProtocol"),
+        .target(name: "GmemProtocol", dependencies: ["GmemErrno"]),
 
         // Layer 3: the daemon's serving logic on SwiftNIO.
         .target(
@@ -44,7 +48,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "GmemSystemd",
-            dependencies: ["CSystemd", "GmemCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CSystemd", "CGmemSys", "GmemCore", .product(name: "Logging", package: "swift-log")]
         ),
 
         .executableTarget(
@@ -70,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "gmemctl",
             dependencies: [
-                "GmemClient", "GmemProtocol",
+                "GmemClient", "GmemErrno", "GmemProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -85,15 +89,19 @@ let package = Package(
             ]
         ),
 
+        .testTarget(name: "GmemErrnoTests", dependencies: ["GmemErrno"]),
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
         .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
 
         // Test support for users of gmemd: spawn the real daemon, talk to it byte by byte.
-        .target(name: "GmemTesting", dependencies: ["GmemProtocol"]),
+        .target(name: "GmemTesting", dependencies: ["GmemErrno", "GmemProtocol"]),
         .testTarget(name: "GmemdEndToEndTests", dependencies: ["GmemTesting", "GmemProtocol"]),
         .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol"]),
         // Spawns the real gmemd binary: build the gmemd product before running these.
-        .testTarget(name: "GmemSystemdTests", dependencies: ["GmemSystemd", "GmemCore", "GmemProtocol", "CGmemSys"]),
+        .testTarget(
+            name: "GmemSystemdTests",
+            dependencies: ["GmemSystemd", "GmemCore", "GmemErrno", "GmemProtocol", "CGmemSys"]
+        ),
 
         // Fuzzing (Fuzz/README.md): the harness over the real connection handler,
         // the gmem-fuzz target (a replayer unless Fuzz/run.sh builds it with
@@ -110,7 +118,11 @@ let package = Package(
             path: "Fuzz/Sources/GmemFuzzHarness"
         ),
         .target(name: "CGmemFuzz", path: "Fuzz/Sources/CGmemFuzz"),
-        .executableTarget(name: "gmem-fuzz", dependencies: ["GmemFuzzHarness", "CGmemFuzz"], path: "Fuzz/Sources/gmem-fuzz"),
+        .executableTarget(
+            name: "gmem-fuzz",
+            dependencies: ["GmemFuzzHarness", "CGmemFuzz"],
+            path: "Fuzz/Sources/gmem-fuzz"
+        ),
         .testTarget(
             name: "GmemFuzzRegressionTests",
             dependencies: ["GmemFuzzHarness"],

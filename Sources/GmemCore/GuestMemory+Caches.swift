@@ -1,7 +1,7 @@
 /// Guest page caches: activate, access, refresh, deactivate.
 extension GuestMemory {
     /// Checks a cache window as KVM does: non-empty, within one page, inside
-    /// the region. Throws `.invalidArgument` for the shape before `.fault` for the bounds.
+    /// the region. Throws `.invalidArgument` for the shape before `.badAddress` for the bounds.
     public func validateCacheTarget(at address: GuestPhysicalAddress, length: Int) throws(GmemError) {
         _ = try self.cacheTarget(address, length: length)
     }
@@ -50,7 +50,7 @@ extension GuestMemory {
         let (newPage, offset) = try self.cacheTarget(address, length: length)
         let oldPage = cache.page
         try self.table.withFolios(of: oldPage, newPage) { () throws(GmemError) in
-            guard cache.state != .inactive else { throw GmemError(.noEntry, "the cache was deactivated") }
+            guard cache.state != .inactive else { throw GmemError(.noSuchEntry, "the cache was deactivated") }
             try self.table.acquireLocked(newPage..<(newPage + 1))
             if cache.state == .valid {
                 self.detach(cache)
@@ -129,7 +129,7 @@ extension GuestMemory {
             case .invalidated:
                 throw GmemError(.stale, "the cache was invalidated; refresh it")
             case .inactive:
-                throw GmemError(.noEntry, "the cache was deactivated")
+                throw GmemError(.noSuchEntry, "the cache was deactivated")
             }
         }
     }

@@ -13,7 +13,7 @@ public enum InvalidationReason: UInt32, Sendable {
 /// While valid, the cache holds one reference on its page. Invalidation drops
 /// that reference at once (the kernel keeps the page mapped until the next
 /// refresh; dropping it is safer), and reads and writes then fail with
-/// ``GmemError/Code/stale`` until ``GuestMemory/refresh(_:to:length:)``.
+/// ``Errno/stale`` until ``GuestMemory/refresh(_:to:length:)``.
 ///
 /// Thread safety: `page`, `offset` and `length` change only in the owner's
 /// calls (activate, refresh, deactivate), under the page's folio lock; `state`

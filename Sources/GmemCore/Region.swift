@@ -103,7 +103,7 @@ public final class Region: @unchecked Sendable {  // Immutable after init; the m
                     saved == ENOSYS
                     ? "memfd_secret is unavailable: the kernel lacks CONFIG_SECRETMEM or was booted without secretmem.enable=1"
                     : "memfd_secret refused: \(String(cString: strerror(saved)))"
-                throw GmemError(.notSupported, "secretmem backing: \(hint)")
+                throw GmemError(.operationNotSupported, "secretmem backing: \(hint)")
             }
             // secretmem pages are locked: RLIMIT_MEMLOCK must cover the region.
             guard ftruncate(fd, off_t(geometry.regionSize)) == 0 else {

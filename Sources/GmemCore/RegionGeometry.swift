@@ -11,7 +11,7 @@ public struct RegionGeometry: Hashable, Sendable {
     public let pageSize: Int
     public let folioSize: Int
 
-    let pageShift: Int
+    public let pageShift: Int
     let pagesPerFolio: Int
     let pagesPerChunk: Int
     let pageCount: Int
@@ -58,13 +58,13 @@ public struct RegionGeometry: Hashable, Sendable {
     func offset(ofPage page: Int) -> Int { page << self.pageShift }
     public func isPageAligned(_ value: UInt64) -> Bool { value & UInt64(self.pageSize - 1) == 0 }
 
-    /// The pages touched by `count` bytes at `address`, or `.fault` when the
+    /// The pages touched by `count` bytes at `address`, or `.badAddress` when the
     /// range leaves the region or its end overflows. An empty access touches
     /// no page, but its address must still lie inside the region.
     func pages(address: UInt64, count: Int) throws(GmemError) -> PageRun {
         let (end, overflow) = address.addingReportingOverflow(UInt64(count))
         guard !overflow, end <= self.regionSize, address < self.regionSize else {
-            throw GmemError(.fault, "range 0x\(String(address, radix: 16))+\(count) lies outside the region")
+            throw GmemError(.badAddress, "range 0x\(String(address, radix: 16))+\(count) lies outside the region")
         }
         guard count > 0 else { return self.page(of: address)..<self.page(of: address) }
         return self.page(of: address)..<(self.page(of: end - 1) + 1)
@@ -82,7 +82,7 @@ public struct RegionGeometry: Hashable, Sendable {
         let (end, overflow) = address.addingReportingOverflow(size)
         guard !overflow, end <= self.regionSize else {
             throw GmemError(
-                .fault,
+                .badAddress,
                 "range 0x\(String(address, radix: 16))+0x\(String(size, radix: 16)) lies outside the region"
             )
         }

@@ -34,5 +34,5 @@ public enum WireProtocol {
     /// The largest magnitude of a negative status that is an errno (Linux `MAX_ERRNO`).
     ///
     /// Replies whose status is below `-maxErrno` are malformed.
-    public static let maxErrno: Int32 = 4095
+    public static let maxErrno: Int32 = Errno.maxErrno
 }

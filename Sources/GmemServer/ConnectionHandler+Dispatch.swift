@@ -104,7 +104,7 @@ extension ConnectionHandler {
         let errno: Errno
         switch error {
         case let error as Errno: errno = error
-        case let error as GmemError: errno = Errno(rawValue: error.code.errno)
+        case let error as GmemError: errno = error.code
         default: errno = .ioError
         }
         Reply.encodeError(replyingTo: header, errno, into: &self.outbound)

@@ -84,7 +84,7 @@ public final class GmemServer: Sendable {
             guard chmod(path, mode) == 0 else {
                 let saved = errno
                 try? await channel.close()
-                throw GmemError(GmemError.Code(errno: saved), "chmod \(path): \(String(cString: strerror(saved)))")
+                throw GmemError.systemCall("chmod \(path)", errno: saved)
             }
         case .inherited(let descriptor):
             channel = try await bootstrap.withBoundSocket(descriptor).get()

@@ -19,14 +19,11 @@ enum SocketFile {
             throw GmemError(.invalidArgument, "\(path) exists and is not a socket; refusing to replace it")
         }
         if Self.answers(path: path) {
-            throw GmemError(GmemError.Code(errno: EADDRINUSE), "another gmemd is already serving on \(path)")
+            throw GmemError(Errno(rawValue: EADDRINUSE), "another gmemd is already serving on \(path)")
         }
         // Nobody listens: the file is left over from a daemon that died.
         guard unlink(path) == 0 || errno == ENOENT else {
-            throw GmemError(
-                GmemError.Code(errno: errno),
-                "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))"
-            )
+            throw GmemError.systemCall("cannot remove the stale socket \(path)", errno: errno)
         }
     }
 
@@ -37,10 +34,7 @@ enum SocketFile {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
         let directory = String(path[..<slash])
         guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
-            throw GmemError(
-                GmemError.Code(errno: errno),
-                "cannot create the socket directory \(directory): \(String(cString: strerror(errno)))"
-            )
+            throw GmemError.systemCall("cannot create the socket directory \(directory)", errno: errno)
         }
     }
 

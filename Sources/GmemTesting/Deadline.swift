@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+import GmemErrno
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,7 +70,9 @@ func pause(_ duration: Duration) {
     let (seconds, attoseconds) = duration.components
     var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
     var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR {
-        request = remaining
+    // An interrupted sleep goes on for the time it had left.
+    _ = SystemCall.retryingOnInterrupt {
+        defer { request = remaining }
+        return nanosleep(&request, &remaining)
     }
 }

@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+import GmemErrno
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -138,11 +140,10 @@ public enum ProcMaps {
         var contents: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw GmemTestingError.systemCall("read(\(path))", errno: errno)
+            let count = SystemCall.retryingOnInterrupt {
+                chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
             }
+            if count < 0 { throw GmemTestingError.systemCall("read(\(path))", errno: errno) }
             if count == 0 { break }
             contents.append(contentsOf: chunk[..<count])
         }

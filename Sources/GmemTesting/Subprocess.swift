@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import GmemErrno
 import Synchronization
 
 #if canImport(Glibc)
@@ -217,15 +218,17 @@ public final class Subprocess: Sendable {
             while true {
                 if let marker, text().contains(marker) { return text() }
                 var descriptor = pollfd(fd: outputPipe, events: Int16(POLLIN), revents: 0)
-                let ready = Glibc.poll(&descriptor, 1, deadline.remainingMilliseconds)
-                if ready < 0 && errno == EINTR { continue }
+                let ready = SystemCall.retryingOnInterrupt {
+                    Glibc.poll(&descriptor, 1, deadline.remainingMilliseconds)
+                }
                 guard ready > 0 else {
                     throw GmemTestingError.timedOut("output of \(self.commandLine) (got: \(text()))")
                 }
                 var chunk = [UInt8](repeating: 0, count: 4096)
-                let count = chunk.withUnsafeMutableBytes { Glibc.read(outputPipe, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return text() }  // End of output.
+                let count = SystemCall.retryingOnInterrupt {
+                    chunk.withUnsafeMutableBytes { Glibc.read(outputPipe, $0.baseAddress, $0.count) }
+                }
+                guard count > 0 else { return text() }  // End of output, or the pipe failed.
                 buffer.append(contentsOf: chunk[..<count])
             }
         }

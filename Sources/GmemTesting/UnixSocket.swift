@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+import GmemErrno
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,19 +91,19 @@ public enum UnixSocket {
         let deadline = Deadline(after: timeout)
         var offset = 0
         while offset < bytes.count {
-            let sent = send(
-                descriptor,
-                bytes.baseAddress! + offset,
-                bytes.count - offset,
-                Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
-            )
+            let sent = SystemCall.retryingOnInterrupt {
+                send(
+                    descriptor,
+                    bytes.baseAddress! + offset,
+                    bytes.count - offset,
+                    Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
+                )
+            }
             if sent > 0 {
                 offset += sent
                 continue
             }
             switch errno {
-            case EINTR:
-                continue
             case EAGAIN:
                 var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
                 let ready = poll(&entry, 1, deadline.remainingMilliseconds)
@@ -130,11 +132,11 @@ public enum UnixSocket {
             } else {
                 try self.setReceiveTimeout(descriptor, remaining)
             }
-            let count = recv(descriptor, buffer.baseAddress, buffer.count, flags)
+            // A signal does not end the wait; the retried recv keeps the timeout set above.
+            let count = SystemCall.retryingOnInterrupt { recv(descriptor, buffer.baseAddress, buffer.count, flags) }
             if count > 0 { return .bytes(count) }
             if count == 0 { return .closed }
             switch errno {
-            case EINTR: continue
             case EAGAIN: if deadline.hasPassed || flags != 0 { return .timedOut }
             case ECONNRESET: return .closed
             case let code: throw GmemTestingError.systemCall("recv", errno: code)

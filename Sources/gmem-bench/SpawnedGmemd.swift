@@ -8,7 +8,8 @@ import GmemTesting
 func locateGmemd(_ explicit: String?) throws -> String {
     do {
         return try ExecutableLocator.gmemd(explicit: explicit, search: .besideExecutable)
-    } catch GmemTestingError.binaryNotFound(let searched) {
+    } catch let error as GmemTestingError where error.code == .binaryNotFound {
+        let searched = error.searched
         if let explicit { throw BenchError("--gmemd \(explicit) is not an executable file") }
         guard let candidate = searched.first else {
             throw BenchError("cannot locate this executable; pass --gmemd PATH")
@@ -38,9 +39,11 @@ func spawnGmemd(_ executable: String, _ arguments: [String]) throws -> (daemon: 
     do {
         let startup = try daemon.waitUntilAnswering(timeout: .seconds(30))
         return (daemon, startup)
-    } catch GmemTestingError.daemonExited(let status, _) {
-        throw BenchError("gmemd exited during start-up (\(status)): \(daemon.logTail())")
-    } catch GmemTestingError.timedOut {
+    } catch let error as GmemTestingError where error.code == .daemonExited {
+        throw BenchError(
+            "gmemd exited during start-up (\(error.exitStatus.map { "\($0)" } ?? "status unknown")): \(daemon.logTail())"
+        )
+    } catch let error as GmemTestingError where error.code == .timedOut {
         throw BenchError("gmemd did not answer within 30 s: \(daemon.logTail())")
     }
 }

@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+import GmemErrno
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -81,12 +83,11 @@ enum Bytes {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count == 0 { return bytes }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw CommandFailure(message: "cannot read input: \(Self.systemError())")
+            let count = SystemCall.retryingOnInterrupt {
+                chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             }
+            if count == 0 { return bytes }
+            if count < 0 { throw CommandFailure(message: "cannot read input: \(Self.systemError())") }
             bytes.append(contentsOf: chunk[0..<count])
         }
     }
@@ -116,11 +117,10 @@ enum Bytes {
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
-                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return false
+                let written = SystemCall.retryingOnInterrupt {
+                    write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
                 }
+                if written < 0 { return false }
                 offset += written
             }
             return true

@@ -83,13 +83,13 @@ struct ConversionTests {
             expectGmemError(.invalidArgument) { try memory.setAttributes(at: 1, size: page, shared: shared) }
             expectGmemError(.invalidArgument) { try memory.setAttributes(at: 0, size: page + 1, shared: shared) }
             expectGmemError(.invalidArgument) { try memory.setAttributes(at: 0, size: 0, shared: shared) }
-            expectGmemError(.fault) {
+            expectGmemError(.badAddress) {
                 try memory.setAttributes(at: GuestPhysicalAddress(size), size: page, shared: shared)
             }
-            expectGmemError(.fault) {
+            expectGmemError(.badAddress) {
                 try memory.setAttributes(at: GuestPhysicalAddress(size - page), size: 2 * page, shared: shared)
             }
-            expectGmemError(.fault) {
+            expectGmemError(.badAddress) {
                 try memory.setAttributes(
                     at: GuestPhysicalAddress(UInt64.max - page + 1),
                     size: 2 * page,
@@ -100,9 +100,11 @@ struct ConversionTests {
         expectGmemError(.invalidArgument) { try memory.discard(at: 1, size: page) }
         expectGmemError(.invalidArgument) { try memory.discard(at: 0, size: 100) }
         expectGmemError(.invalidArgument) { try memory.discard(at: 0, size: 0) }
-        expectGmemError(.fault) { try memory.discard(at: GuestPhysicalAddress(size), size: page) }
-        expectGmemError(.fault) { try memory.discard(at: GuestPhysicalAddress(size - page), size: 2 * page) }
-        expectGmemError(.fault) { try memory.discard(at: GuestPhysicalAddress(UInt64.max - page + 1), size: 2 * page) }
+        expectGmemError(.badAddress) { try memory.discard(at: GuestPhysicalAddress(size), size: page) }
+        expectGmemError(.badAddress) { try memory.discard(at: GuestPhysicalAddress(size - page), size: 2 * page) }
+        expectGmemError(.badAddress) {
+            try memory.discard(at: GuestPhysicalAddress(UInt64.max - page + 1), size: 2 * page)
+        }
         #expect(try memory.allStates().allSatisfy { $0 == privateInaccessible })
         #expect(memory.statistics.protectCalls == 0)
     }

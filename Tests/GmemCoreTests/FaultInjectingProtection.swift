@@ -78,7 +78,7 @@ final class FaultInjectingProtection: PageProtection {
             try? self.kernel.setAccessible(accessible, address: address, length: page)
         }
         throw GmemError(
-            .outOfMemory,
+            .noMemory,
             "injected: mprotect(\(accessible ? "PROT_READ|PROT_WRITE" : "PROT_NONE")): Cannot allocate memory"
         )
     }

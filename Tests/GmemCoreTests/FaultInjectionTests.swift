@@ -33,7 +33,7 @@ struct FaultInjectionTests {
         let statisticsBefore = memory.statistics
         protection.failCall(1, partial: partial)
 
-        let error = expectGmemError(.outOfMemory) {
+        let error = expectGmemError(.noMemory) {
             switch operation {
             case .read: _ = try memory.readBytes(at: gpa(page: 3, offset: 10), count: 3 * pageSize)
             case .write: try memory.writeBytes(pattern(3 * pageSize, seed: 99), at: gpa(page: 3, offset: 10))
@@ -43,7 +43,7 @@ struct FaultInjectionTests {
                 try memory.withBytes(at: gpa(page: 3), count: 3 * pageSize) { _ in _ = Issue.record("body ran") }
             }
         }
-        #expect(error?.code.errno == ENOMEM)
+        #expect(error?.code == .noMemory)
         #expect(error?.wireStatus == -ENOMEM)
 
         #expect(try memory.allStates() == before, "no count or protection changed")
@@ -111,7 +111,7 @@ struct FaultInjectionTests {
     func doubleFailure(partial: Bool) throws {
         let (memory, protection, cache) = try self.setUp()
         protection.setFailing(restores: true, zaps: true, partial: partial)
-        expectGmemError(.outOfMemory) { _ = try memory.readBytes(at: gpa(page: 4), count: 2 * pageSize) }
+        expectGmemError(.noMemory) { _ = try memory.readBytes(at: gpa(page: 4), count: 2 * pageSize) }
         #expect(memory.invariantViolations().isEmpty)
         protection.setFailing()
         // Whatever the kernel was left with, the next access must be safe.
@@ -149,7 +149,7 @@ struct FaultInjectionTests {
         let (memory, protection, cache) = try self.setUp()
         let before = try memory.allStates()
         protection.failCall(1, partial: partial)
-        expectGmemError(.outOfMemory) {
+        expectGmemError(.noMemory) {
             try memory.setAttributes(at: gpa(page: 2), size: UInt64(6 * pageSize), shared: true)
         }
         #expect(try memory.allStates() == before)
@@ -184,7 +184,7 @@ struct FaultInjectionTests {
         case .partial: protection.failCall(1, partial: true)
         case .always: protection.setFailing(restores: true, zaps: true, partial: true)
         }
-        expectGmemError(.outOfMemory) { try memory.setAttributes(at: 0, size: chunk, shared: toShared) }
+        expectGmemError(.noMemory) { try memory.setAttributes(at: 0, size: chunk, shared: toShared) }
         protection.setFailing()
         #expect(memory.invariantViolations().isEmpty)
         #expect(try memory.states(0..<512).allSatisfy { $0.isPrivate == toShared }, "no page changed its attribute")

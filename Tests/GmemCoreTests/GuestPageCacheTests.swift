@@ -17,9 +17,11 @@ struct GuestPageCacheTests {
         expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1), length: pageSize + 1) }
         expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1, offset: 1), length: Int.max) }
         expectGmemError(.invalidArgument) { _ = try memory.activateCache(at: gpa(page: 1), length: -1) }
-        expectGmemError(.fault) { _ = try memory.activateCache(at: GuestPhysicalAddress(size), length: 8) }
-        expectGmemError(.fault) { _ = try memory.activateCache(at: GuestPhysicalAddress(size + 64), length: 8) }
-        expectGmemError(.fault) { _ = try memory.activateCache(at: GuestPhysicalAddress(UInt64.max - 15), length: 8) }
+        expectGmemError(.badAddress) { _ = try memory.activateCache(at: GuestPhysicalAddress(size), length: 8) }
+        expectGmemError(.badAddress) { _ = try memory.activateCache(at: GuestPhysicalAddress(size + 64), length: 8) }
+        expectGmemError(.badAddress) {
+            _ = try memory.activateCache(at: GuestPhysicalAddress(UInt64.max - 15), length: 8)
+        }
         // Nothing was acquired or counted by the failures.
         #expect(try memory.allStates().allSatisfy { $0 == privateInaccessible })
         #expect(memory.statistics.cacheActivations == 0 && memory.statistics.cachesActive == 0)
@@ -98,8 +100,8 @@ struct GuestPageCacheTests {
         expectGmemError(.invalidArgument) {
             try memory.refresh(cache, to: gpa(page: 1, offset: pageSize - 8), length: 16)
         }
-        expectGmemError(.fault) { try memory.refresh(cache, to: GuestPhysicalAddress(size), length: 8) }
-        expectGmemError(.fault) { try memory.refresh(cache, to: GuestPhysicalAddress(UInt64.max - 15), length: 8) }
+        expectGmemError(.badAddress) { try memory.refresh(cache, to: GuestPhysicalAddress(size), length: 8) }
+        expectGmemError(.badAddress) { try memory.refresh(cache, to: GuestPhysicalAddress(UInt64.max - 15), length: 8) }
         #expect(memory.describe(cache) == (gpa(page: 2, offset: 32), 64, true))
         #expect(try memory.allStates() == before)
         #expect(try memory.readBytes(cache: cache, count: 64) == pattern(64, seed: 2))
@@ -123,9 +125,9 @@ struct GuestPageCacheTests {
 
         memory.deactivate(cache)
         #expect(memory.describe(cache).isValid == false)
-        expectGmemError(.noEntry) { _ = try memory.readBytes(cache: cache, count: 8) }
-        expectGmemError(.noEntry) { try memory.writeBytes(pattern(8), cache: cache) }
-        expectGmemError(.noEntry) { try memory.refresh(cache, to: gpa(page: 2), length: 8) }
+        expectGmemError(.noSuchEntry) { _ = try memory.readBytes(cache: cache, count: 8) }
+        expectGmemError(.noSuchEntry) { try memory.writeBytes(pattern(8), cache: cache) }
+        expectGmemError(.noSuchEntry) { try memory.refresh(cache, to: gpa(page: 2), length: 8) }
         memory.deactivate(cache)  // a second deactivation does nothing
         #expect(try memory.allStates() == [privateInaccessible, sharedIdle, privateInaccessible, privateInaccessible])
         #expect(memory.statistics.cachesActive == 0)

@@ -93,9 +93,11 @@ struct MapUnmapTests {
             (UInt64.max, 0),
         ]
         for (address, count) in cases {
-            expectGmemError(.fault) { _ = try memory.readBytes(at: GuestPhysicalAddress(address), count: count) }
-            expectGmemError(.fault) { try memory.writeBytes(pattern(count), at: GuestPhysicalAddress(address)) }
-            expectGmemError(.fault) { try memory.withBytes(at: GuestPhysicalAddress(address), count: count) { _ in } }
+            expectGmemError(.badAddress) { _ = try memory.readBytes(at: GuestPhysicalAddress(address), count: count) }
+            expectGmemError(.badAddress) { try memory.writeBytes(pattern(count), at: GuestPhysicalAddress(address)) }
+            expectGmemError(.badAddress) {
+                try memory.withBytes(at: GuestPhysicalAddress(address), count: count) { _ in }
+            }
         }
         #expect(try memory.allStates().allSatisfy { $0 == privateInaccessible })
         #expect(memory.statistics.protectCalls == 0, "a refused access acquires nothing")

@@ -117,7 +117,7 @@ struct ModelCheckTests {
             case 5 where !model.caches.isEmpty:
                 let entry = model.caches.remove(at: Int.random(in: model.caches.indices, using: &rng))
                 memory.deactivate(entry.cache)
-                expectGmemError(.noEntry) { _ = try memory.readBytes(cache: entry.cache, count: 1) }
+                expectGmemError(.noSuchEntry) { _ = try memory.readBytes(cache: entry.cache, count: 1) }
             case 6:
                 let range = randomPageRange()
                 let shared = Bool.random(using: &rng)

@@ -108,25 +108,9 @@ struct RegionGeometryTests {
     @Test("adopting a bad descriptor fails at mmap with its errno")
     func adoptBadDescriptor() throws {
         let geometry = try RegionGeometry(regionSize: UInt64(4 * pageSize), pageSize: pageSize, folioSize: pageSize)
-        let error = expectGmemError(GmemError.Code(errno: EBADF)) {
+        let error = expectGmemError(.badFileDescriptor) {
             _ = try Region(adopting: 1_000_000, geometry: geometry, backing: .memfd, initiallyAccessible: false)
         }
         #expect(error?.reason.contains("mmap") == true)
-    }
-
-    @Test("errors carry their errno, a negative wire status and a reason")
-    func errorShape() {
-        let codes: [(GmemError.Code, Int32, String)] = [
-            (.fault, EFAULT, "EFAULT"), (.invalidArgument, EINVAL, "EINVAL"), (.noEntry, ENOENT, "ENOENT"),
-            (.stale, ESTALE, "ESTALE"), (.outOfMemory, ENOMEM, "ENOMEM"), (.noSpace, ENOSPC, "ENOSPC"),
-            (.notPermitted, EPERM, "EPERM"), (.notSupported, EOPNOTSUPP, "EOPNOTSUPP"), (.io, EIO, "EIO"),
-        ]
-        for (code, errno, name) in codes {
-            let error = GmemError(code, "because")
-            #expect(error.code.errno == errno && error.wireStatus == -errno)
-            #expect(error.description == "\(name): because")
-            #expect(error.location.contains("RegionGeometryTests.swift"))
-        }
-        #expect(GmemError.Code(errno: EBADF).description == "errno \(EBADF)")
     }
 }

@@ -13,12 +13,12 @@ import Glibc
 struct SecretmemTests {
     static let pages = (1 * MiB) / pageSize
 
-    /// The region, or nil after checking that the refusal is a clear `.notSupported`.
+    /// The region, or nil after checking that the refusal is a clear `.operationNotSupported`.
     func secretMemory() throws -> GuestMemory? {
         do {
             return try makeMemory(pages: Self.pages, backing: .secretmem)
         } catch let error as GmemError {
-            #expect(error.code == .notSupported, "secretmem failed with \(error)")
+            #expect(error.code == .operationNotSupported, "secretmem failed with \(error)")
             #expect(error.reason.contains("memfd_secret") || error.reason.contains("secretmem"))
             // Only a kernel that really refuses memfd_secret may take this path.
             let probe = cgmem_memfd_secret(UInt32(O_CLOEXEC))

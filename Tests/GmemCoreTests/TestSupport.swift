@@ -92,7 +92,7 @@ func privateHeld(_ count: UInt32) -> PageState { PageState(count: count, isPriva
 /// Expects `body` to throw a ``GmemError`` with `code`, and returns it.
 @discardableResult
 func expectGmemError(
-    _ code: GmemError.Code,
+    _ code: Errno,
     sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () throws -> Void
 ) -> GmemError? {

@@ -82,7 +82,7 @@ struct ConnectionLifecycleTests {
             // One byte every 100 ms: the 24-byte HELLO cannot complete within the 1 s timeout.
             do {
                 try trickler.send([byte])
-            } catch GmemTestingError.connectionClosed {
+            } catch let error as GmemTestingError where error.code == .connectionClosed {
                 closedAfter = started.duration(to: .now)
                 break
             }

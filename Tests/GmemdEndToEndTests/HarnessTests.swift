@@ -84,9 +84,10 @@ struct HarnessTests {
         do {
             _ = try DaemonProcess.start(arguments: ["--max-gpcs", "0"])
             Issue.record("gmemd accepted --max-gpcs 0")
-        } catch let GmemTestingError.daemonExited(status, stderr) {
-            #expect(status != .exited(0))
-            #expect(stderr.contains("max-gpcs"), "\(stderr)")
+        } catch let error as GmemTestingError where error.code == .daemonExited {
+            #expect(error.exitStatus != nil && error.exitStatus != .exited(0))
+            #expect(error.stderr?.contains("max-gpcs") == true, "\(error)")
+            #expect(error.description.contains("GmemTesting/DaemonProcess.swift:"), "prints where it was raised")
         } catch {
             Issue.record("unexpected error \(error)")
         }

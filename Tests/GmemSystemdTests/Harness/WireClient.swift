@@ -1,3 +1,4 @@
+import GmemErrno
 import GmemProtocol
 
 #if canImport(Glibc)
@@ -80,10 +81,11 @@ final class WireClient {
         var offset = 0
         while offset < bytes.count {
             // MSG_NOSIGNAL: a dead daemon is an error, not SIGPIPE for the test runner.
-            let sent = bytes.withUnsafeBytes {
-                Glibc.send(self.fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            let sent = SystemCall.retryingOnInterrupt {
+                bytes.withUnsafeBytes {
+                    Glibc.send(self.fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+                }
             }
-            if sent < 0 && errno == EINTR { continue }
             guard sent > 0 else { throw Failure.disconnected }
             offset += sent
         }
@@ -93,8 +95,9 @@ final class WireClient {
         var bytes = [UInt8](repeating: 0, count: count)
         var offset = 0
         while offset < count {
-            let received = bytes.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress! + offset, count - offset, 0) }
-            if received < 0 && errno == EINTR { continue }
+            let received = SystemCall.retryingOnInterrupt {
+                bytes.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress! + offset, count - offset, 0) }
+            }
             guard received > 0 else { throw Failure.disconnected }
             offset += received
         }

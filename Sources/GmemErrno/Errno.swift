@@ -2,16 +2,17 @@
 //
 // This source file is part of the gmemd open source project
 //
-// Errno: Linux error numbers as they appear, negated, in reply statuses.
+// Errno: Linux error numbers, the core's error codes and, negated, reply statuses.
 //
 //===----------------------------------------------------------------------===//
 
-/// A positive Linux error number.
+/// A positive Linux error number: the one error vocabulary of gmemd.
 ///
-/// Replies carry `-errno` in their status field. The wire fixes the *Linux* numbering on every platform, so the
-/// values are hard-coded here rather than taken from the C library. Every decoder in this module throws an
-/// `Errno`: request decoding throws the error the server must send back, reply decoding throws
-/// ``protocolError`` when the server's bytes are malformed.
+/// The core's ``GmemError`` carries one as its code, replies carry `-errno` in their status field, and the client
+/// reports one with every failure. The wire fixes the *Linux* numbering on every platform, so the values are
+/// hard-coded here rather than taken from the C library. GmemProtocol's decoders throw an `Errno`: request decoding
+/// throws the error the server must send back, reply decoding throws ``protocolError`` when the server's bytes are
+/// malformed.
 public struct Errno: RawRepresentable, Hashable, Sendable, Error {
     /// The positive error number.
     public var rawValue: Int32
@@ -32,9 +33,12 @@ public struct Errno: RawRepresentable, Hashable, Sendable, Error {
     /// `-MAX_ERRNO` (4095), none of which are errors on the wire.
     @inlinable
     public init?(wireStatus: Int32) {
-        guard wireStatus < 0, wireStatus >= -WireProtocol.maxErrno else { return nil }
+        guard wireStatus < 0, wireStatus >= -Self.maxErrno else { return nil }
         self.rawValue = -wireStatus
     }
+
+    /// The largest magnitude of a negative status that is an errno (Linux `MAX_ERRNO`).
+    public static let maxErrno: Int32 = 4095
 }
 
 extension Errno {
