@@ -57,7 +57,7 @@ extension GuestMemory {
         if shared && table.protectsPages {
             var failure: GmemError? = nil
             let privateNeedingRestore = { (page: Int) in
-                !table.record(page).pointee.isShared && table.needsRestore(page)
+                !table.recordSnapshot(page).isShared && table.needsRestore(page)
             }
             table.forEachRun(
                 in: run,
@@ -79,8 +79,7 @@ extension GuestMemory {
         }
         var changed = 0
         var invalidated: [GuestPageCache] = []
-        for page in run where table.record(page).pointee.isShared != shared {
-            table.record(page).pointee.isShared = shared
+        for page in run where table.setSharedLocked(page, shared) {
             changed += 1
             self.invalidateLocked(page, reason: .attributesChanged, into: &invalidated)
         }
@@ -162,16 +161,18 @@ extension GuestMemory {
     /// Marks every valid cache on `page` invalid and drops its reference (no
     /// zap yet: the caller zaps the run once). The folio lock is held.
     private func invalidateLocked(_ page: Int, reason: InvalidationReason, into invalidated: inout [GuestPageCache]) {
-        let list = self.table.caches(page)
-        guard !list.pointee.isEmpty else { return }
+        let caches = self.table.withCaches(of: page) { list in
+            defer { list.removeAll() }
+            return list
+        }
+        guard !caches.isEmpty else { return }
         // Count this page's caches, not the whole `invalidated` list the caller accumulates.
-        self.table.counters.invalidations.increment(by: UInt64(list.pointee.count))
-        for cache in list.pointee {
+        self.table.counters.invalidations.increment(by: UInt64(caches.count))
+        for cache in caches {
             cache.state = .invalidated(reason)
-            self.table.record(page).pointee.count -= 1
+            self.table.dropCacheReferenceLocked(page)
             invalidated.append(cache)
         }
-        list.pointee.removeAll()
     }
 
     /// Tells owners about invalidations, outside every lock.

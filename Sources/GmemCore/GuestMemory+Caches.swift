@@ -147,25 +147,27 @@ extension GuestMemory {
 
     /// Adds `cache` to the list of `page`. The folio lock is held.
     private func attach(_ cache: GuestPageCache, to page: Int) {
-        let list = self.table.caches(page)
-        cache.listIndex = list.pointee.count
-        list.pointee.append(cache)
+        self.table.withCaches(of: page) { list in
+            cache.listIndex = list.count
+            list.append(cache)
+        }
     }
 
     /// Removes `cache` from its page's list in O(1): the last entry takes its
     /// slot, so releasing thousands of caches on one page (per-vCPU
     /// kvm-clocks, a dying connection) stays linear. The folio lock is held.
     func detach(_ cache: GuestPageCache) {
-        let list = self.table.caches(cache.page)
         let index = cache.listIndex
-        guard index < list.pointee.count, list.pointee[index] === cache else {
-            assertionFailure("cache not in its page's list")
-            return
-        }
-        let last = list.pointee.removeLast()
-        if last !== cache {
-            list.pointee[index] = last
-            last.listIndex = index
+        self.table.withCaches(of: cache.page) { list in
+            guard index < list.count, list[index] === cache else {
+                assertionFailure("cache not in its page's list")
+                return
+            }
+            let last = list.removeLast()
+            if last !== cache {
+                list[index] = last
+                last.listIndex = index
+            }
         }
     }
 }

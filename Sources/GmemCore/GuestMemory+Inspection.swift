@@ -42,7 +42,7 @@ extension GuestMemory {
             }
             self.table.withFolios(of: run) {
                 for page in run {
-                    let record = self.table.record(page).pointee
+                    let record = self.table.recordSnapshot(page)
                     states.append(
                         PageState(count: record.count, isPrivate: !record.isShared, isAccessible: record.isAccessible)
                     )
@@ -61,7 +61,7 @@ extension GuestMemory {
             let run = self.geometry.chunkPages(chunkIndex)
             self.table.withFolios(of: run) {
                 for page in run {
-                    let record = self.table.record(page).pointee
+                    let record = self.table.recordSnapshot(page)
                     let holds =
                         record.isShared
                         ? record.isAccessible

@@ -7,7 +7,19 @@
 ///
 /// Invariant, at every moment a page's folio lock is free:
 /// private ⇒ (accessible ⇔ count > 0), and shared ⇒ accessible.
+///
+/// This file is the only one that changes a page's record (its count, its
+/// attribute, its protection state): ``withRecord(_:_:)`` is private to it,
+/// and the rest of the core calls the named operations below.
 extension PageTable {
+    /// Runs `body` on the record of `page`, in place. The caller holds the
+    /// page's folio lock (the record's guard) and its chunk exists.
+    @inline(__always)
+    fileprivate func withRecord<R>(_ page: Int, _ body: (inout PageRecord) -> R) -> R {
+        let chunk = self.existingChunk(self.geometry.chunk(of: page)).unsafelyUnwrapped
+        return body(&chunk.pages[page % self.geometry.pagesPerChunk])
+    }
+
     /// One protection call over a run of pages, counted.
     func protect(_ run: PageRun, accessible: Bool) throws(GmemError) {
         self.counters.protectCalls.increment(by: 1)
@@ -33,8 +45,7 @@ extension PageTable {
         var firstNeeding = Int.max
         var lastNeeding = Int.min
         for page in run {
-            let record = self.record(page)
-            guard record.pointee.count < UInt32.max else {
+            guard self.recordSnapshot(page).count < UInt32.max else {
                 throw GmemError(.noSpace, "page \(page) has the maximum number of users")
             }
             if self.needsRestore(page) {
@@ -46,14 +57,14 @@ extension PageTable {
             try self.restoreLocked(firstNeeding..<(lastNeeding + 1))
         }
         for page in run {
-            self.record(page).pointee.count += 1
+            self.withRecord(page) { $0.count += 1 }
         }
     }
 
     /// Whether `page` must be restored before anyone copies through it.
     @inline(__always)
     func needsRestore(_ page: Int) -> Bool {
-        let record = self.record(page).pointee
+        let record = self.recordSnapshot(page)
         return !record.isAccessible || record.needsRestore
     }
 
@@ -69,9 +80,11 @@ extension PageTable {
         }
         var restored: UInt64 = 0
         for page in span {
-            if !self.record(page).pointee.isAccessible { restored += 1 }
-            self.record(page).pointee.isAccessible = true
-            self.record(page).pointee.needsRestore = false
+            self.withRecord(page) { record in
+                if !record.isAccessible { restored += 1 }
+                record.isAccessible = true
+                record.needsRestore = false
+            }
         }
         self.counters.restores.increment(by: restored)
     }
@@ -85,15 +98,17 @@ extension PageTable {
         var parked: [Int] = []
         self.forEachRun(
             in: span,
-            where: { !self.record($0).pointee.isAccessible },
+            where: { !self.recordSnapshot($0).isAccessible },
             do: { run in
                 do throws(GmemError) {
                     try self.protect(run, accessible: false)
                 } catch {
                     for page in run {
-                        self.record(page).pointee.isAccessible = true
-                        self.record(page).pointee.needsRestore = true
-                        self.record(page).pointee.count = 1
+                        self.withRecord(page) { record in
+                            record.isAccessible = true
+                            record.needsRestore = true
+                            record.count = 1
+                        }
                         parked.append(page)
                     }
                     // The record went from inaccessible to accessible; the retried zap will count the way back.
@@ -110,13 +125,37 @@ extension PageTable {
     /// fails keeps one reference, owned by the zap backlog, and stays
     /// accessible until a later retry succeeds.
     func releaseLocked(_ run: PageRun) {
-        for page in run {
-            let record = self.record(page)
-            assert(record.pointee.count > 0, "release of page \(page) without a reference")
-            record.pointee.count -= 1
-        }
+        for page in run { self.dropReferenceLocked(page) }
         guard self.protectsPages else { return }
         self.zapUnused(in: run)
+    }
+
+    /// Drops the reference a cache held on `page`, without zapping it: the
+    /// caller (an invalidation) zaps the whole run once afterwards with
+    /// ``zapUnused(in:)``. The folio lock is held.
+    func dropCacheReferenceLocked(_ page: Int) {
+        self.dropReferenceLocked(page)
+    }
+
+    /// One reference fewer on `page`; there must be one. The folio lock is held.
+    @inline(__always)
+    private func dropReferenceLocked(_ page: Int) {
+        self.withRecord(page) { record in
+            assert(record.count > 0, "release of page \(page) without a reference")
+            record.count -= 1
+        }
+    }
+
+    /// Sets the attribute of `page` to shared or private, changing nothing
+    /// else; returns whether it changed. The caller has restored the page if
+    /// it becomes shared, and zaps it with ``zapUnused(in:)`` if it becomes
+    /// private. The folio lock is held.
+    func setSharedLocked(_ page: Int, _ shared: Bool) -> Bool {
+        self.withRecord(page) { record in
+            guard record.isShared != shared else { return false }
+            record.isShared = shared
+            return true
+        }
     }
 
     /// Zaps every private page in `run` whose count is zero and that is still
@@ -130,15 +169,19 @@ extension PageTable {
                 do throws(GmemError) {
                     try self.protect(zapRun, accessible: false)
                     for page in zapRun {
-                        self.record(page).pointee.isAccessible = false
-                        self.record(page).pointee.needsRestore = false
+                        self.withRecord(page) { record in
+                            record.isAccessible = false
+                            record.needsRestore = false
+                        }
                     }
                     self.counters.zaps.increment(by: UInt64(zapRun.count))
                 } catch {
                     // The zap may have taken effect on part of the run: restore before the next access.
                     for page in zapRun {
-                        self.record(page).pointee.count = 1
-                        self.record(page).pointee.needsRestore = true
+                        self.withRecord(page) { record in
+                            record.count = 1
+                            record.needsRestore = true
+                        }
                         parked.append(page)
                     }
                 }
@@ -149,7 +192,7 @@ extension PageTable {
 
     @inline(__always)
     func needsZap(_ page: Int) -> Bool {
-        let record = self.record(page).pointee
+        let record = self.recordSnapshot(page)
         return record.count == 0 && !record.isShared && record.isAccessible
     }
 

@@ -200,18 +200,20 @@ final class PageTable: @unchecked Sendable {  // Records are guarded by folio lo
 
     // MARK: Records and locks
 
-    /// The record of `page`. The caller holds its folio lock and its chunk exists.
+    /// A copy of the record of `page`, to read. The caller holds its folio lock
+    /// and its chunk exists. Only `PageTable+MapUnmap.swift` changes records.
     @inline(__always)
-    func record(_ page: Int) -> UnsafeMutablePointer<PageRecord> {
+    func recordSnapshot(_ page: Int) -> PageRecord {
         let chunk = self.existingChunk(self.geometry.chunk(of: page)).unsafelyUnwrapped
-        return chunk.pages + (page % self.geometry.pagesPerChunk)
+        return chunk.pages[page % self.geometry.pagesPerChunk]
     }
 
-    /// The cache list of `page`. The caller holds its folio lock and its chunk exists.
+    /// Runs `body` on the cache list of `page`, in place. The caller holds its
+    /// folio lock (the list's guard) and its chunk exists.
     @inline(__always)
-    func caches(_ page: Int) -> UnsafeMutablePointer<[GuestPageCache]> {
+    func withCaches<R>(of page: Int, _ body: (inout [GuestPageCache]) -> R) -> R {
         let chunk = self.existingChunk(self.geometry.chunk(of: page)).unsafelyUnwrapped
-        return chunk.caches + (page % self.geometry.pagesPerChunk)
+        return body(&chunk.caches[page % self.geometry.pagesPerChunk])
     }
 
     @inline(__always)
