@@ -1,4 +1,5 @@
 import GmemCore
+import GmemSystemd
 import Testing
 
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+import GmemCore
+
 /// The fixed header of the attribute state file (memfd `gmemd-state`).
 ///
 /// Layout, little-endian, 128 bytes at offset 0, written once at creation and

@@ -1,4 +1,5 @@
 import CGmemSys
+import GmemCore
 
 #if canImport(Glibc)
 import Glibc

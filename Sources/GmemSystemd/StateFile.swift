@@ -1,4 +1,5 @@
 import CGmemSys
+import GmemCore
 import Synchronization
 
 #if canImport(Glibc)
