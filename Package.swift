@@ -92,6 +92,11 @@ let package = Package(
         .testTarget(name: "GmemErrnoTests", dependencies: ["GmemErrno"]),
         .testTarget(name: "GmemCoreTests", dependencies: ["GmemCore", "CGmemSys"]),
         .testTarget(name: "GmemProtocolTests", dependencies: ["GmemProtocol"]),
+        // The server's logic on its own: the connection state machine.
+        .testTarget(
+            name: "GmemServerTests",
+            dependencies: ["GmemServer", "GmemProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
 
         // Test support for users of gmemd: spawn the real daemon, talk to it byte by byte.
         .target(name: "GmemTesting", dependencies: ["GmemErrno", "GmemProtocol"]),

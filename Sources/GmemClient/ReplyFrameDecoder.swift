@@ -102,8 +102,8 @@ struct OutgoingBatch: Sendable {
 
 /// A ``WireWriter`` over a `ByteBuffer`, pinning little-endian.
 ///
-/// A wrapper instead of a retroactive `ByteBuffer: WireWriter` conformance, which another module of the package
-/// (the server) already declares for itself.
+/// A wrapper instead of a retroactive `ByteBuffer: WireWriter` conformance, which would add a little-endian
+/// `writeInteger(_:)` to every `ByteBuffer` in scope, shadowing NIO's big-endian default.
 struct ByteBufferWireWriter: WireWriter {
     var buffer: ByteBuffer
 

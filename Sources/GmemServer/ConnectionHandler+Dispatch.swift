@@ -122,16 +122,16 @@ extension ConnectionHandler {
         length: Int,
         _ copy: (UnsafeMutableRawBufferPointer) throws(GmemError) -> Void
     ) throws {
-        let start = self.outbound.writerIndex
+        let start = self.outbound.buffer.writerIndex
         FrameHeader.reply(to: header, status: 0, payloadLength: length).write(to: &self.outbound)
         do {
-            self.outbound.reserveCapacity(minimumWritableBytes: length)
-            try self.outbound.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { bytes in
+            self.outbound.buffer.reserveCapacity(minimumWritableBytes: length)
+            try self.outbound.buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { bytes in
                 try copy(UnsafeMutableRawBufferPointer(rebasing: bytes[..<length]))
                 return length
             }
         } catch {
-            self.outbound.moveWriterIndex(to: start)
+            self.outbound.buffer.moveWriterIndex(to: start)
             throw error
         }
     }
@@ -167,8 +167,7 @@ extension ConnectionHandler {
             Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
             return
         }
-        self.isOffloading = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        self.carryOut(self.state.offloadStarted())
         self.logger.debug("running \(header.opcode) of \(size) bytes on the thread pool")
         self.server.threadPool.runIfActive(eventLoop: context.eventLoop) { try operation() }
             .assumeIsolated()
@@ -177,7 +176,7 @@ extension ConnectionHandler {
                 case .success: Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
                 case .failure(let error): self.fail(header, error)
                 }
-                self.resumeAfterOffload()
+                if let flow = self.state.offloadDone() { self.carryOut(flow) }
             }
     }
 
@@ -200,9 +199,15 @@ extension ConnectionHandler {
     /// Sends GPC_INVALIDATED. During this connection's own dispatch it joins
     /// the batch, ahead of the reply to the request that caused it.
     func cacheInvalidated(handle: UInt64, reason: GmemProtocol.InvalidationReason) {
-        guard self.state.eventsGranted, self.caches[handle] != nil else { return }
-        if !self.isDispatching { self.reuseOutbound() }
-        Reply.encodeEvent(GpcInvalidatedEvent(handle: handle, reason: reason), into: &self.outbound)
-        if !self.isDispatching { self.writeOutbound(flush: true) }
+        guard self.caches[handle] != nil, let delivery = self.state.eventReady() else { return }
+        let event = GpcInvalidatedEvent(handle: handle, reason: reason)
+        switch delivery {
+        case .joinBatch:
+            Reply.encodeEvent(event, into: &self.outbound)
+        case .send(let write):
+            self.reuseOutbound()
+            Reply.encodeEvent(event, into: &self.outbound)
+            self.carryOut(write)
+        }
     }
 }

@@ -17,13 +17,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     let server: ServerContext
     let connectionID: UInt64
     var logger: Logger
+    /// The connection's life: every decision about reading, pausing, timing
+    /// and closing is its; this handler carries its actions out.
     var state: ConnectionState
-
-    /// Bytes received but not yet dispatched: a partial frame, or frames
-    /// waiting behind an offloaded operation.
-    private var inbound: ByteBuffer?
     /// Replies and events of the current batch.
-    var outbound: ByteBuffer
+    var outbound: ByteBufferWireWriter
     /// Caches by wire handle. Handles count up and are never reused.
     var caches: [UInt64: GuestPageCache] = [:]
     var nextHandle: UInt64 = 1
@@ -31,25 +29,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Pages the current read batch keeps accessible; released when it ends.
     var held = HeldPages()
     var context: ChannelHandlerContext?
-    /// True while frames of a read are being dispatched: events then join the batch.
-    var isDispatching = false
-    var isOffloading = false
-    /// The peer stopped reading: dispatch waits until the channel drains.
-    private var isWaitingForWritability = false
-    var isPaused: Bool { self.isOffloading || self.isWaitingForWritability }
-    /// Replies buffered beyond this are handed to the channel mid-batch, so
-    /// a client that pipelines large READs without reading cannot make the
-    /// daemon buffer without bound.
-    static let outboundHighWater = 256 << 10
-    private var closeWhenFlushed = false
+    /// The handle of the frame timer the state machine armed, to cancel it.
     private var frameTimer: Scheduled<Void>?
 
     init(server: ServerContext, admission: ConnectionState.Admission, peer: String) {
         self.server = server
         self.connectionID = server.connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
-        self.state = ConnectionState(admission: admission)
+        self.state = ConnectionState(admission: admission, maxPayload: server.configuration.maxPayload)
         self.counters = server.memory.makeCounters()
-        self.outbound = ByteBuffer()
+        self.outbound = ByteBufferWireWriter(buffer: ByteBuffer())
         var logger = server.logger
         logger[metadataKey: "connection"] = "\(self.connectionID)"
         logger[metadataKey: "peer"] = "\(peer)"
@@ -58,11 +46,9 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.outbound = context.channel.allocator.buffer(capacity: 4096)
+        self.outbound.buffer = context.channel.allocator.buffer(capacity: 4096)
         self.logger.debug("connection opened")
-        // A peer that connects and never says HELLO would hold a connection
-        // slot forever: it gets the frame timeout too.
-        self.armFrameTimer(partial: true, restart: true)
+        self.carryOut(self.state.opened())
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -77,9 +63,8 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Releases everything the connection holds: a dying client leaks nothing.
     private func tearDown() {
-        guard !self.state.isTornDown else { return }
-        self.state.tearDown()
-        self.frameTimer?.cancel()
+        guard let teardown = self.state.closed() else { return }
+        self.carryOut(teardown.timer)
         self.server.memory.release(&self.held)
         for cache in self.caches.values { self.server.memory.deactivate(cache) }
         if !self.caches.isEmpty { self.logger.debug("released \(self.caches.count) caches of a closed connection") }
@@ -94,17 +79,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.reuseOutbound()
         var incoming = self.unwrapInboundIn(data)
-        if var pending = self.inbound {
-            self.inbound = nil
-            pending.writeBuffer(&incoming)
-            incoming = pending
-        }
-        self.dispatchFrames(&incoming)
-        if incoming.readableBytes > 0 {
-            incoming.discardReadBytes()
-            self.inbound = incoming
-        }
-        self.writeOutbound(flush: false)
+        self.state.bytesReceived(&incoming)
+        self.dispatchFrames()
+        // One write per read batch; channelReadComplete flushes.
+        self.carryOut(self.state.writeAction(flush: false))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -116,84 +94,43 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
-    /// Dispatches every complete frame in `buffer`, leaving a partial one.
-    private func dispatchFrames(_ buffer: inout ByteBuffer) {
-        var completedFrame = false
-        self.isDispatching = true
-        while !self.isPaused && !self.state.isClosing, buffer.readableBytes >= FrameHeader.size {
-            guard !self.pausedForBackpressure() else { break }
-            let header = buffer.withUnsafeReadableBytes { FrameHeader(decoding: $0) }!
-            guard header.hasValidLength(maxPayload: self.server.configuration.maxPayload) else {
-                // Never read or allocate what a bad length claims.
-                self.logger.debug("bad frame length \(header.length); closing")
-                self.perform(self.state.badLengthReceived(), for: header)
-                buffer.clear()
-                break
+    /// Dispatches the frames the state machine hands out until the batch ends.
+    private func dispatchFrames() {
+        while true {
+            switch self.state.nextFrame(pendingReplyBytes: self.outbound.buffer.readableBytes) {
+            case .frame(let header, let payload, let action):
+                self.perform(action, for: header, payload: payload)
+            case .flushReplies:
+                self.carryOut(.write(flush: true))
+                let isWritable = self.context?.channel.isWritable ?? false
+                if let flow = self.state.repliesFlushed(isWritable: isWritable) {
+                    self.carryOut(flow)
+                } else {
+                    self.reuseOutbound()
+                }
+            case .batchEnded(let timer):
+                return self.carryOut(timer)
             }
-            let length = Int(header.length)
-            guard buffer.readableBytes >= length else { break }
-            buffer.withUnsafeReadableBytes { bytes in
-                self.frameReceived(header, payload: UnsafeRawBufferPointer(rebasing: bytes[FrameHeader.size..<length]))
-            }
-            buffer.moveReaderIndex(forwardBy: length)
-            completedFrame = true
         }
-        self.isDispatching = false
-        // Replies the peer has not read yet put the connection on hold before
-        // the timer is armed: a frame the peer has half-sent while the daemon
-        // waits for it to read is not timed (PROTOCOL.md section 2).
-        if !self.isPaused && !self.state.isClosing { _ = self.pausedForBackpressure() }
-        self.armFrameTimer(partial: buffer.readableBytes > 0 && !self.isPaused, restart: completedFrame)
     }
 
-    /// Backpressure: once the replies waiting to go out reach the high-water
-    /// mark they are flushed, and if the socket takes no more the connection
-    /// pauses until it is writable. Returns whether it paused.
-    private func pausedForBackpressure() -> Bool {
-        guard self.outbound.readableBytes >= Self.outboundHighWater, let context = self.context else { return false }
-        self.writeOutbound(flush: true)
-        guard context.channel.isWritable else {
-            self.pauseUntilWritable(context)
-            return true
-        }
-        self.reuseOutbound()
-        return false
-    }
-
-    private func frameReceived(_ header: FrameHeader, payload: UnsafeRawBufferPointer) {
-        var hello: (version: UInt32, features: UInt32)? = nil
-        if header.opcode == .hello, payload.count == 8, header.flags.rawValue == 0, header.status == 0 {
-            hello = (
-                UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
-                UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            )
-        }
-        self.perform(self.state.frameReceived(opcode: header.opcode, hello: hello), for: header, payload: payload)
-    }
-
-    private func perform(
-        _ action: ConnectionState.FrameAction,
-        for header: FrameHeader,
-        payload: UnsafeRawBufferPointer = .init(start: nil, count: 0)
-    ) {
+    private func perform(_ action: ConnectionState.FrameAction, for header: FrameHeader, payload: ByteBuffer) {
         switch action {
-        case .ignore:
-            return
         case .dispatch(let readOnly):
-            self.dispatch(header, payload: payload, readOnly: readOnly)
-        case .acceptHello(let readOnly, let events):
+            payload.withUnsafeReadableBytes { self.dispatch(header, payload: $0, readOnly: readOnly) }
+        case .acceptHello(let readOnly, let features):
             let reply = HelloReply(
-                features: events ? .events : [],
+                features: features,
                 pageSize: UInt32(self.server.memory.geometry.pageSize),
                 folioSize: UInt32(self.server.memory.geometry.folioSize),
                 regionSize: self.server.memory.geometry.regionSize,
                 regionID: self.server.configuration.regionID,
                 maxPayload: UInt32(self.server.configuration.maxPayload),
                 maxGpcs: UInt32(self.server.configuration.maxCachesPerConnection),
-                regionFlags: HelloReply.RegionFlags(rawValue: self.server.regionFlags(readOnly: readOnly))
+                regionFlags: self.server.regionFlags(readOnly: readOnly)
             )
             Reply.encode(replyingTo: header, payload: reply, into: &self.outbound)
-            self.logger.debug("HELLO accepted", metadata: ["readOnly": "\(readOnly)", "events": "\(events)"])
+            self.logger.debug("HELLO accepted", metadata: ["readOnly": "\(readOnly)", "features": "\(features)"])
         case .fail(let errno, let close):
             if errno == .protocolNotSupported {
                 Reply.encodeVersionNotSupported(replyingTo: header, into: &self.outbound)
@@ -201,118 +138,95 @@ final class ConnectionHandler: ChannelInboundHandler {
                 Reply.encodeError(replyingTo: header, errno, into: &self.outbound)
             }
             self.server.errors.wrappingAdd(1, ordering: .relaxed)
-            if close {
-                self.logger.debug("closing after \(errno.name) to \(header.opcode)")
-                self.closeWhenFlushed = true
-            }
+            if close { self.logger.debug("closing after \(errno.name) to \(header.opcode)") }
         }
     }
 
     // MARK: Writing
 
-    /// Hands the batch's replies to the channel. After a fatal reply or a
-    /// drain, closes it once everything owed is written.
-    func writeOutbound(flush: Bool) {
+    /// Hands the batch's replies to the channel as the state machine decided.
+    func carryOut(_ write: ConnectionState.WriteAction) {
         guard let context = self.context else { return }
-        // Not while frames are being dispatched or the connection is paused:
-        // requests are still to be answered, and this is called again after.
-        let closeAfterwards = self.closeWhenFlushed && !self.isPaused && !self.isDispatching
-        // Without a batch, an empty write: its promise completes only after
-        // every earlier write, so replies already queued reach the peer first.
-        var batch = ByteBuffer()
-        if self.outbound.readableBytes > 0 {
-            batch = self.outbound
-            // Keep the storage: once the channel has written the batch it is
-            // ours alone again and reuseOutbound() recycles it, no allocation.
-            self.outbound.moveReaderIndex(forwardBy: batch.readableBytes)
-        } else if !closeAfterwards {
-            if flush || self.closeWhenFlushed { context.flush() }
-            return
-        }
-        if closeAfterwards {
-            context.writeAndFlush(self.wrapOutboundOut(batch)).assumeIsolated().whenComplete { _ in
+        switch write {
+        case .write(let flush):
+            if self.outbound.buffer.readableBytes > 0 {
+                context.write(self.wrapOutboundOut(self.takeBatch()), promise: nil)
+            }
+            if flush { context.flush() }
+        case .writeAndClose:
+            // Without a batch, an empty write: its promise completes only after
+            // every earlier write, so replies already queued reach the peer first.
+            context.writeAndFlush(self.wrapOutboundOut(self.takeBatch())).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
-        } else {
-            context.write(self.wrapOutboundOut(batch), promise: nil)
-            if flush || self.closeWhenFlushed { context.flush() }
         }
+    }
+
+    /// The buffered replies, as one write.
+    private func takeBatch() -> ByteBuffer {
+        let batch = self.outbound.buffer
+        // Keep the storage: once the channel has written the batch it is ours
+        // alone again and reuseOutbound() recycles it, no allocation.
+        self.outbound.buffer.moveReaderIndex(forwardBy: batch.readableBytes)
+        return batch
     }
 
     /// Resets the outbound buffer before a new batch. When the previous batch
     /// is written, the storage is reused in place; otherwise clear() gives it a new one.
     @inline(__always)
     func reuseOutbound() {
-        if self.outbound.readableBytes == 0 { self.outbound.clear() }
+        if self.outbound.buffer.readableBytes == 0 { self.outbound.buffer.clear() }
+    }
+
+    // MARK: Pausing and resuming
+
+    func carryOut(_ flow: ConnectionState.FlowAction) {
+        switch flow {
+        case .pauseReading:
+            self.context?.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        case .resumeDispatch:
+            self.context?.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            self.reuseOutbound()
+            self.dispatchFrames()
+            self.server.memory.release(&self.held)
+            self.carryOut(self.state.writeAction(flush: true))
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let flow = self.state.writable() { self.carryOut(flow) }
+        context.fireChannelWritabilityChanged()
     }
 
     // MARK: The frame timeout
 
-    /// A frame counts from its first byte (HELLO from the accept): the timer restarts whenever a
-    /// frame completes and another one has begun.
-    private func armFrameTimer(partial: Bool, restart: Bool) {
-        guard partial else {
+    private func carryOut(_ timer: ConnectionState.TimerAction) {
+        switch timer {
+        case .none:
+            return
+        case .cancel:
             self.frameTimer?.cancel()
             self.frameTimer = nil
-            return
-        }
-        guard restart || self.frameTimer == nil, let context = self.context else { return }
-        self.frameTimer?.cancel()
-        let timeout = self.server.configuration.frameTimeout
-        self.frameTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            self.logger.info(
-                "no complete frame for \(timeout.nanoseconds / 1_000_000) ms (a half-sent frame, or no HELLO); closing the connection"
-            )
-            self.state.close()
-            context.close(promise: nil)
+        case .arm:
+            self.frameTimer?.cancel()
+            guard let context = self.context else { return }
+            let timeout = self.server.configuration.frameTimeout
+            self.frameTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                guard self.state.timerFired() else { return }
+                self.logger.info(
+                    "no complete frame for \(timeout.nanoseconds / 1_000_000) ms (a half-sent frame, or no HELLO); closing the connection"
+                )
+                context.close(promise: nil)
+            }
         }
     }
 
     // MARK: Shutdown
 
-    /// Sent by ``GmemServer/shutdown()``: answer what was received, then close.
-    struct Drain {}
-
+    /// ``GmemServer/shutdown()`` quiesces every connection: answer what was
+    /// received, then close.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is Drain else { return context.fireUserInboundEventTriggered(event) }
-        self.closeWhenFlushed = true
-        // An offloaded operation finishes first; resumeAfterOffload then closes.
-        if !self.isOffloading { self.writeOutbound(flush: true) }
-    }
-
-    // MARK: Resuming after offloaded work
-
-    /// Stops reading and dispatching until the peer has read our replies.
-    private func pauseUntilWritable(_ context: ChannelHandlerContext) {
-        self.isWaitingForWritability = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable && self.isWaitingForWritability {
-            self.isWaitingForWritability = false
-            self.resume()
-        }
-        context.fireChannelWritabilityChanged()
-    }
-
-    /// Called on the loop when an offloaded operation has replied.
-    func resumeAfterOffload() {
-        self.isOffloading = false
-        self.resume()
-    }
-
-    /// Dispatches the frames that waited while the connection was paused.
-    private func resume() {
-        guard !self.isPaused else { return }
-        self.context?.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-        self.reuseOutbound()
-        if var pending = self.inbound {
-            self.inbound = nil
-            self.dispatchFrames(&pending)
-            if pending.readableBytes > 0 { self.inbound = pending }
-        }
-        self.server.memory.release(&self.held)
-        self.writeOutbound(flush: true)
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        if let write = self.state.quiesce() { self.carryOut(write) }
     }
 }

@@ -1,17 +1,32 @@
 import GmemProtocol
+import NIOCore
 
-/// The life of one connection as the protocol sees it, as a plain state
-/// machine: event methods return the action the handler carries out.
+/// The whole life of one connection as a plain state machine, in the style
+/// of swift-nio's: every event is a mutating method that returns what the
+/// handler must do, and the handler keeps no flags of its own.
+///
+/// It owns the bytes received and not yet dispatched, cuts them into frames
+/// with ``FrameDecoder``, applies the HELLO rules, knows why dispatch is
+/// paused (an offloaded operation, a peer that does not read), whether the
+/// connection drains or closes, and when the frame timer runs.
 struct ConnectionState {
-    enum State {
+    enum State: Equatable {
+        /// Serving requests.
+        case serving(Peer, Activity)
+        /// Quiesced (shutdown): answer what was received, then close.
+        case draining(Peer, Activity)
+        /// A fatal reply is queued, or the timer fired: nothing more is dispatched.
+        case closing(Activity)
+        /// Closed and its caches released.
+        case tornDown
+    }
+
+    /// What the peer may send.
+    enum Peer: Equatable {
         /// Accepted; only HELLO is allowed. Carries what the peer may do.
         case awaitingHello(Admission)
         /// HELLO done.
-        case ready(readOnly: Bool, events: Bool)
-        /// A fatal reply was queued; everything after it is dropped.
-        case closing
-        /// Closed and its caches released.
-        case tornDown
+        case ready(readOnly: Bool, features: HelloReply.Features)
     }
 
     /// What accept decided about the peer.
@@ -24,97 +39,82 @@ struct ConnectionState {
         case overLimit
     }
 
-    /// What to do with a frame.
-    enum FrameAction: Equatable {
-        /// Dispatch it; `readOnly` says whether modifying requests get -EPERM.
-        case dispatch(readOnly: Bool)
-        /// Answer HELLO with success.
-        case acceptHello(readOnly: Bool, events: Bool)
-        /// Reply with this errno, then close if `close`.
-        case fail(Errno, close: Bool)
-        /// Drop the frame: the connection is closing.
-        case ignore
+    /// What the connection is doing with the frames it received.
+    enum Activity: Equatable {
+        /// Waiting for bytes.
+        case idle
+        /// Dispatching the frames of one batch (a read, or a resume): events
+        /// join the batch, and nothing closes before it ends.
+        case dispatching(completedFrame: Bool)
+        /// Dispatch waits; received frames stay in the inbound buffer.
+        case paused(Pause)
     }
 
-    private(set) var state: State
-
-    init(admission: Admission) {
-        self.state = .awaitingHello(admission)
+    /// Why dispatch waits.
+    enum Pause: Equatable {
+        /// A long conversion or discard runs on the thread pool: later frames
+        /// wait so that replies stay in request order.
+        case offload
+        /// The peer does not read its replies: the daemon stops buffering
+        /// them until the socket is writable (PROTOCOL.md section 2).
+        case backpressure
     }
 
-    var eventsGranted: Bool {
-        if case .ready(_, let events) = self.state { return events }
-        return false
+    /// Whether the frame timer is scheduled.
+    enum FrameTimer: Equatable {
+        case disarmed
+        case armed
     }
 
-    var isClosing: Bool {
+    /// Replies buffered beyond this are handed to the channel mid-batch, so a
+    /// client that pipelines large READs without reading cannot make the
+    /// daemon buffer without bound.
+    static let outboundHighWater = 256 << 10
+
+    // Written only by the event methods (in the ConnectionState+ files).
+    var state: State
+    var frameTimer = FrameTimer.disarmed
+    /// Bytes received but not yet dispatched: a partial frame, or frames
+    /// waiting behind a pause. nil when empty, so that the next read's buffer
+    /// is adopted as it is, without a copy.
+    var inbound: ByteBuffer?
+    var decoder: FrameDecoder
+
+    init(admission: Admission, maxPayload: Int) {
+        self.state = .serving(.awaitingHello(admission), .idle)
+        self.decoder = FrameDecoder(maxPayload: maxPayload)
+    }
+
+    /// The features HELLO granted, while requests are still answered.
+    var features: HelloReply.Features {
         switch self.state {
-        case .closing, .tornDown: return true
-        case .awaitingHello, .ready: return false
+        case .serving(.ready(_, let features), _), .draining(.ready(_, let features), _): return features
+        case .serving, .draining, .closing, .tornDown: return []
         }
     }
 
-    var isTornDown: Bool {
-        if case .tornDown = self.state { return true }
-        return false
-    }
-
-    /// A frame of valid length arrived. Applies the HELLO-first rule and the
-    /// HELLO rules; `hello` is the decoded HELLO payload, nil if malformed.
-    mutating func frameReceived(opcode: Opcode, hello: (version: UInt32, features: UInt32)?) -> FrameAction {
-        switch self.state {
-        case .closing, .tornDown:
-            return .ignore
-        case .awaitingHello(let admission):
-            guard opcode == .hello else {
-                self.state = .closing
-                return .fail(.protocolError, close: true)
+    /// nil once torn down.
+    var activity: Activity? {
+        get {
+            switch self.state {
+            case .serving(_, let activity), .draining(_, let activity), .closing(let activity): return activity
+            case .tornDown: return nil
             }
-            switch admission {
-            case .denied:
-                self.state = .closing
-                return .fail(.permissionDenied, close: true)
-            case .overLimit:
-                self.state = .closing
-                return .fail(.busy, close: true)
-            case .readWrite, .readOnly:
-                // A HELLO of the wrong size is a shape error: -EINVAL, stay open.
-                guard let hello else { return .fail(.invalidArgument, close: false) }
-                guard hello.version == WireProtocol.version else {
-                    self.state = .closing
-                    return .fail(.protocolNotSupported, close: true)
-                }
-                let readOnly = admission == .readOnly
-                let events = hello.features & HelloFeatures.events != 0
-                self.state = .ready(readOnly: readOnly, events: events)
-                return .acceptHello(readOnly: readOnly, events: events)
+        }
+        set {
+            guard let newValue else { return }
+            switch self.state {
+            case .serving(let peer, _): self.state = .serving(peer, newValue)
+            case .draining(let peer, _): self.state = .draining(peer, newValue)
+            case .closing: self.state = .closing(newValue)
+            case .tornDown: return
             }
-        case .ready(let readOnly, _):
-            if opcode == .hello { return .fail(.alreadyInProgress, close: false) }
-            return .dispatch(readOnly: readOnly)
         }
     }
 
-    /// A header with an invalid length arrived: -EMSGSIZE, then close.
-    mutating func badLengthReceived() -> FrameAction {
-        if self.isClosing { return .ignore }
-        self.state = .closing
-        return .fail(.messageTooLong, close: true)
+    /// Moves to ``State/closing(_:)``, keeping the activity.
+    mutating func startClosing() {
+        guard let activity = self.activity else { return }
+        self.state = .closing(activity)
     }
-
-    /// The server is closing the connection (timeout, shutdown).
-    mutating func close() {
-        if !self.isTornDown { self.state = .closing }
-    }
-
-    /// The connection is gone; nothing may touch its caches any more.
-    mutating func tearDown() {
-        self.state = .tornDown
-    }
-}
-
-/// Feature bits of HELLO.
-enum HelloFeatures {
-    static let events: UInt32 = 1 << 0
-    static let supported: UInt32 = events
 }

@@ -161,7 +161,7 @@ public final class GmemServer: Sendable {
         serving.channel.close().whenComplete { [self] _ in
             let channels = self.children.withLock { Array($0.values) }
             let drained = channels.map { channel in
-                channel.pipeline.fireUserInboundEventTriggered(ConnectionHandler.Drain())
+                channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
                 return channel.closeFuture
             }
             EventLoopFuture.andAllComplete(drained, on: self.group.next()).whenComplete { [self] _ in

@@ -19,7 +19,6 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int = 1024
     /// A frame left half-sent for longer than this closes its connection.
     public var frameTimeout: TimeAmount = .seconds(30)
-    public var threads: Int = System.coreCount
     public var access: AccessPolicy = AccessPolicy()
     /// Set when the memory came back from systemd's fd store (HELLO's RECOVERED flag).
     public var recovered: Bool = false

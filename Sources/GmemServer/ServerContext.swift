@@ -1,4 +1,5 @@
 import GmemCore
+import GmemProtocol
 import Logging
 import NIOCore
 import NIOPosix
@@ -28,12 +29,12 @@ final class ServerContext: Sendable {
     }
 
     /// HELLO's region flags for a peer.
-    func regionFlags(readOnly: Bool) -> UInt32 {
-        var flags: UInt32 = 0
-        if !self.memory.configuration.directMap { flags |= 1 << 0 }
-        if self.memory.configuration.backing == .secretmem { flags |= 1 << 1 }
-        if readOnly { flags |= 1 << 2 }
-        if self.configuration.recovered { flags |= 1 << 3 }
+    func regionFlags(readOnly: Bool) -> HelloReply.RegionFlags {
+        var flags: HelloReply.RegionFlags = []
+        if !self.memory.configuration.directMap { flags.insert(.noDirectMap) }
+        if self.memory.configuration.backing == .secretmem { flags.insert(.secretmem) }
+        if readOnly { flags.insert(.readOnly) }
+        if self.configuration.recovered { flags.insert(.recovered) }
         return flags
     }
 

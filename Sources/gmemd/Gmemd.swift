@@ -161,7 +161,6 @@ struct Gmemd: AsyncParsableCommand {
         configuration.maxCachesPerConnection = self.maxGPCs
         configuration.maxConnections = self.maxConnections
         configuration.frameTimeout = .nanoseconds(Int64(self.frameTimeout * 1e9))
-        configuration.threads = self.threads
         configuration.access.allowedUIDs = Set(self.allowUIDs)
         configuration.access.allowedGIDs = Set(self.allowGIDs + allowedGroupIDs)
         configuration.access.readOnlyGID = self.readOnlyGID
