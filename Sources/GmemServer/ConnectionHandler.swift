@@ -270,11 +270,10 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: Shutdown
 
-    /// Sent by ``GmemServer/shutdown()``: answer what was received, then close.
-    struct Drain {}
-
+    /// NIO's quiescing event, sent to every connection when the server shuts
+    /// down gracefully: answer what was received, then close.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is Drain else { return context.fireUserInboundEventTriggered(event) }
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         self.closeWhenFlushed = true
         // An offloaded operation finishes first; resumeAfterOffload then closes.
         if !self.isOffloading { self.writeOutbound(flush: true) }
