@@ -223,8 +223,8 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: Shutdown
 
-    /// ``GmemServer/shutdown()`` quiesces every connection: answer what was
-    /// received, then close.
+    /// NIO's quiescing event, sent to every connection when the server shuts
+    /// down gracefully: answer what was received, then close.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         if let write = self.state.quiesce() { self.carryOut(write) }

@@ -2,6 +2,7 @@ import CGmemSys
 import GmemCore
 import Logging
 import NIOCore
+import NIOExtras
 import NIOPosix
 
 #if canImport(Glibc)
@@ -9,12 +10,14 @@ import Glibc
 #endif
 
 /// The gmemd server: accepts connections on a Unix socket and serves guest
-/// memory to them until ``shutdown()``.
+/// memory to them, as a `Service` of swift-service-lifecycle.
 ///
-/// Contract: call ``start(listeningOn:)`` once; it returns when the socket
-/// serves. ``shutdown()`` stops accepting, lets every connection finish the
-/// requests it has received, closes all of them and completes
-/// ``closeFuture``. Safe to call from any thread, more than once.
+/// Contract: ``run()`` binds (or adopts) the listening socket, calls
+/// `onServing` once it accepts, and serves until the graceful shutdown of its
+/// service group. Then it calls `onShutdown`, stops accepting, lets every
+/// connection answer the requests it has received, and returns once all of
+/// them are closed (see GmemServer+Service.swift). A failure to bind is
+/// thrown from ``run()``.
 public final class GmemServer: Sendable {
     /// Where the listening socket comes from.
     public enum Listener: Sendable {
@@ -24,27 +27,34 @@ public final class GmemServer: Sendable {
         case inherited(descriptor: Int32)
     }
 
-    enum State {
-        case idle
-        case serving(any Channel, ownsSocketFile: Bool)
-        case stopping
-        case stopped
+    /// The listening socket once bound, and what the drain needs of it.
+    struct Listening {
+        let channel: any Channel
+        /// Knows every open connection: fires the quiescing event at each and reports when all are closed.
+        let quiescing: ServerQuiescingHelper
+        let ownsSocketFile: Bool
     }
 
     let context: ServerContext
     let group: any EventLoopGroup
-    private let state = Locked<State>(.idle)
-    private let children = Locked<[ObjectIdentifier: any Channel]>([:])
-    private let closed: EventLoopPromise<Void>
+    let listener: Listener
+    let onServing: @Sendable (GmemServer) -> Void
+    let onShutdown: @Sendable (GmemServer) -> Void
 
     public var memory: GuestMemory { self.context.memory }
 
+    /// `onServing` runs once the socket accepts connections, unless a graceful
+    /// shutdown began while it was being bound; `onShutdown` runs once the
+    /// shutdown begins, before the drain. Both run on the server's task.
     public init(
         memory: GuestMemory,
         configuration: ServerConfiguration,
+        listener: Listener = .path,
         group: any EventLoopGroup,
         threadPool: NIOThreadPool,
-        logger: Logger
+        logger: Logger,
+        onServing: @escaping @Sendable (GmemServer) -> Void = { _ in },
+        onShutdown: @escaping @Sendable (GmemServer) -> Void = { _ in }
     ) {
         self.context = ServerContext(
             memory: memory,
@@ -52,25 +62,31 @@ public final class GmemServer: Sendable {
             logger: logger,
             threadPool: threadPool
         )
+        self.listener = listener
         self.group = group
-        self.closed = group.next().makePromise()
+        self.onServing = onServing
+        self.onShutdown = onShutdown
     }
-
-    /// Completes once the server has stopped and every connection is closed.
-    public var closeFuture: EventLoopFuture<Void> { self.closed.futureResult }
 
     public var connectionCount: Int { self.context.connections.load(ordering: .relaxed) }
 
     /// Binds (or adopts) the listening socket and starts accepting.
-    public func start(listeningOn listener: Listener = .path) async throws {
+    func bind() async throws -> Listening {
+        let quiescing = ServerQuiescingHelper(group: self.group)
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelInitializer { channel in
+                // First in the server pipeline: it sees every accepted connection before it is set up.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
                 self.initializeConnection(channel)
             }
         let channel: any Channel
-        switch listener {
+        switch self.listener {
         case .path:
             let path = self.context.configuration.socketPath
             try SocketFile.prepare(path: path)
@@ -86,23 +102,17 @@ public final class GmemServer: Sendable {
                 try? await channel.close()
                 throw GmemError.systemCall("chmod \(path)", errno: saved)
             }
+            return Listening(channel: channel, quiescing: quiescing, ownsSocketFile: true)
         case .inherited(let descriptor):
             channel = try await bootstrap.withBoundSocket(descriptor).get()
+            return Listening(channel: channel, quiescing: quiescing, ownsSocketFile: false)
         }
-        let ownsSocketFile: Bool
-        if case .path = listener { ownsSocketFile = true } else { ownsSocketFile = false }
-        self.state.withLock { $0 = .serving(channel, ownsSocketFile: ownsSocketFile) }
     }
 
     private func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Void> {
         let server = self.context
         let open = server.connections.wrappingAdd(1, ordering: .relaxed).newValue
         server.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
-        let key = ObjectIdentifier(channel)
-        self.children.withLock { $0[key] = channel }
-        channel.closeFuture.whenComplete { [self] _ in
-            _ = self.children.withLock { $0.removeValue(forKey: key) }
-        }
         let access = server.configuration.access
         return PeerCredentials.read(
             from: channel,
@@ -127,49 +137,6 @@ public final class GmemServer: Sendable {
             server.connections.wrappingSubtract(1, ordering: .relaxed)
             server.logger.warning("refusing a connection: \(error)")
             throw error
-        }
-    }
-
-    /// Stops accepting, answers what was received, closes every connection.
-    public func shutdown() {
-        enum Step {
-            case drain(any Channel, ownsSocketFile: Bool)
-            case finishWithoutServing
-            case nothing
-        }
-        let step: Step = self.state.withLock { state in
-            switch state {
-            case .serving(let channel, let ownsSocketFile):
-                state = .stopping
-                return .drain(channel, ownsSocketFile: ownsSocketFile)
-            case .idle:
-                state = .stopped
-                return .finishWithoutServing
-            case .stopping, .stopped:
-                // A second signal must not cut the drain short: closeFuture
-                // completes once the first shutdown has closed everything.
-                return .nothing
-            }
-        }
-        let serving: (channel: any Channel, ownsSocketFile: Bool)
-        switch step {
-        case .drain(let channel, let ownsSocketFile): serving = (channel, ownsSocketFile)
-        case .finishWithoutServing: return self.closed.succeed()
-        case .nothing: return
-        }
-        let path = self.context.configuration.socketPath
-        serving.channel.close().whenComplete { [self] _ in
-            let channels = self.children.withLock { Array($0.values) }
-            let drained = channels.map { channel in
-                channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-                return channel.closeFuture
-            }
-            EventLoopFuture.andAllComplete(drained, on: self.group.next()).whenComplete { [self] _ in
-                // An inherited socket belongs to systemd; only our own file is removed.
-                if serving.ownsSocketFile { unlink(path) }
-                self.state.withLock { $0 = .stopped }
-                self.closed.succeed()
-            }
         }
     }
 }

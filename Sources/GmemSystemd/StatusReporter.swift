@@ -1,5 +1,6 @@
 import Dispatch
 import GmemCore
+import ServiceLifecycle
 import Synchronization
 
 /// Keeps `systemctl status` current: sends STATUS= with a fresh one-line
@@ -64,4 +65,15 @@ public final class StatusReporter: @unchecked Sendable {  // Immutable; Dispatch
 
     /// The summary most recently sent.
     public var lastSent: String { self.last.withLock { $0 } }
+}
+
+extension StatusReporter: Service {
+    /// Reports from the start of the service group until its graceful shutdown
+    /// (or cancellation), so no summary overwrites the stopping status.
+    public func run() async {
+        self.start()
+        // Returns at graceful shutdown; throws only when cancelled, which ends the reports the same way.
+        try? await gracefulShutdown()
+        self.stop()
+    }
 }

@@ -1,6 +1,7 @@
 import CSystemd
 import Dispatch
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -91,5 +92,16 @@ public final class Watchdog: @unchecked Sendable {  // Immutable; DispatchSource
     static func nanoseconds(_ duration: Duration) -> Int {
         let (seconds, attoseconds) = duration.components
         return Int(clamping: seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000)
+    }
+}
+
+extension Watchdog: Service {
+    /// Pings from the start of the service group until its graceful shutdown
+    /// (or cancellation): a stopping service is no longer watched.
+    public func run() async {
+        self.start()
+        // Returns at graceful shutdown; throws only when cancelled, which ends the pings the same way.
+        try? await gracefulShutdown()
+        self.stop()
     }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import GmemCore
 import GmemProtocol
 import GmemServer
@@ -7,6 +6,7 @@ import GmemSystemd
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -111,10 +111,6 @@ struct Gmemd: AsyncParsableCommand {
         LogDestination.detect(journalStream: environment["JOURNAL_STREAM"]).bootstrap(level: self.logLevel)
         let logger = Logger(label: "gmemd")
         let notifier = SystemdNotifier()
-        // Signals are caught from the start: one that arrives while the socket
-        // is being set up is held by the gate and acted on once gmemd serves.
-        let gate = ShutdownGate()
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { gate.signalled($0) }
 
         // Socket activation and the fd store: what the service manager handed over.
         let inherited = InheritedDescriptors.take()
@@ -170,60 +166,65 @@ struct Gmemd: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
-        let server = GmemServer(
-            memory: memory,
-            configuration: configuration,
-            group: group,
-            threadPool: threadPool,
-            logger: logger
-        )
         // An inherited listening socket is served as is; only without one is a socket file created.
         let listener: GmemServer.Listener = inherited.listener.map { .inherited(descriptor: $0) } ?? .path
         let socketDescription = inherited.listener.map { "inherited fd \($0)" } ?? configuration.socketPath
-        do {
-            try await server.start(listeningOn: listener)
-        } catch {
-            // Stop the threads before exiting: a failed start must leave nothing
-            // running (LeakSanitizer in scripts/sanitizers.sh checks this path).
-            try? await threadPool.shutdownGracefully()
-            try? await group.shutdownGracefully()
-            Self.exit(withMessage: (error as? GmemError)?.reason ?? "cannot listen on \(socketDescription): \(error)")
-        }
-        logger.info(
-            "serving",
-            metadata: [
-                "socket": "\(socketDescription)",
-                "size": "\(ByteCount(memory.geometry.regionSize))",
-                "folio": "\(ByteCount(UInt64(memory.geometry.folioSize)))",
-                "backing": "\(self.backing.rawValue)",
-                "mode": "\(self.directMap ? "direct-map" : "no-direct-map")",
-                "region_id": "0x\(String(region.regionID, radix: 16))",
-                "recovered": "\(region.recovered)",
-            ]
+        let servingMetadata: Logger.Metadata = [
+            "socket": "\(socketDescription)",
+            "size": "\(ByteCount(memory.geometry.regionSize))",
+            "folio": "\(ByteCount(UInt64(memory.geometry.folioSize)))",
+            "backing": "\(self.backing.rawValue)",
+            "mode": "\(self.directMap ? "direct-map" : "no-direct-map")",
+            "region_id": "0x\(String(region.regionID, radix: 16))",
+            "recovered": "\(region.recovered)",
+        ]
+        let stall = StallInjection(environment: environment)
+        let server = GmemServer(
+            memory: memory,
+            configuration: configuration,
+            listener: listener,
+            group: group,
+            threadPool: threadPool,
+            logger: logger,
+            onServing: { server in
+                // READY=1 only now: the region is in the fd store and the socket accepts.
+                logger.info("serving", metadata: servingMetadata)
+                if notifier.ready(status: Self.summary(server: server, region: region)) {
+                    logger.debug("sent READY=1")
+                }
+                stall?.arm(group: group, logger: logger)
+            },
+            onShutdown: { _ in
+                logger.info("shutting down")
+                notifier.stopping(status: "stopping: graceful shutdown")
+            }
         )
-        let lifecycle = ServiceLifecycle(
+        // Installs the SIGTERM/SIGINT handlers, then runs every service until
+        // the drain is over or its time is up (the server cuts it short then).
+        let services = Self.serviceGroup(
             server: server,
             region: region,
             group: group,
             notifier: notifier,
             logger: logger
         )
-        gate.arm { signal in
-            logger.info("received signal \(signal); shutting down")
-            lifecycle.stopping(reason: "signal \(signal)")
-            server.shutdown()
-            // The 5 s promise: whatever still hangs after 4.5 s is cut off.
-            DispatchQueue.global().asyncAfter(deadline: .now() + 4.5) {
-                logger.warning("connections did not close in time; exiting anyway")
-                Glibc.exit(0)
-            }
+        let failure: (any Error)?
+        do {
+            try await services.run()
+            failure = nil
+        } catch {
+            failure = error
         }
-        lifecycle.serving(summary: ServiceLifecycle.summary(server: server, region: region))
-        StallInjection(environment: environment)?.arm(group: group, logger: logger)
-        try await server.closeFuture.get()
-        signals.cancel()
+        // Stop the threads before exiting, also after a failed start: nothing may
+        // be left running (LeakSanitizer in scripts/sanitizers.sh checks that path).
+        // Shutting the event loops down closes any connection still open.
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
+        if let failure {
+            Self.exit(
+                withMessage: (failure as? GmemError)?.reason ?? "cannot listen on \(socketDescription): \(failure)"
+            )
+        }
         // The region (and its fds, still in the fd store) is released only now.
         withExtendedLifetime(region) {}
         logger.info("stopped")
