@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemCommandLine
 import GmemCore
 import Synchronization
 
@@ -136,15 +137,15 @@ struct ProtectPairCommand: ParsableCommand {
         )
         if self.json {
             var object = JSONObject()
-            object["ns_per_pair"] = .number(result.nanosPerPair)
-            object["min_ns_per_pair"] = .number(result.minimumNanosPerPair)
-            object["batches"] = .integer(Int64(result.batches))
-            object["pairs_per_batch"] = .integer(Int64(result.pairsPerBatch))
-            object["region_bytes"] = .integer(Int64(result.regionSize))
-            object["pages"] = .integer(Int64(result.pages))
+            object["ns_per_pair"] = .measurement(result.nanosPerPair)
+            object["min_ns_per_pair"] = .measurement(result.minimumNanosPerPair)
+            object["batches"] = .signed(Int64(result.batches))
+            object["pairs_per_batch"] = .signed(Int64(result.pairsPerBatch))
+            object["region_bytes"] = .signed(Int64(result.regionSize))
+            object["pages"] = .signed(Int64(result.pages))
             object["sibling_thread"] = .bool(self.sibling)
             object["debug_build"] = .bool(isDebugBuild)
-            print(JSONValue.object(object).rendered())
+            print(object.value.prettyPrinted)
         } else {
             print(
                 "gmem-bench protect-pair: \(ByteSize(bytes: result.regionSize)) shared memfd mapping, \(self.pages) page(s) in the middle, \(self.write ? "write" : "read") touch\(self.sibling ? ", sibling thread waking every 20 us" : "")"

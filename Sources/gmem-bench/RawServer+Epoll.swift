@@ -1,4 +1,5 @@
 import GmemProtocol
+import GmemTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -143,7 +144,7 @@ final class EpollLoop: @unchecked Sendable {
                 break frames
             case .badLength(let header):
                 Reply.encodeError(replyingTo: header, .messageTooLong, into: &connection.out)
-                try? writeAll(connection.fd, connection.out)
+                try? UnixSocket.writeAll(connection.fd, connection.out)
                 return false
             case .frame(let header):
                 let length = Int(header.length)
@@ -151,7 +152,7 @@ final class EpollLoop: @unchecked Sendable {
                 connection.start += length
                 if !connection.greeted && header.opcode != .hello {
                     Reply.encodeError(replyingTo: header, .protocolError, into: &connection.out)
-                    try? writeAll(connection.fd, connection.out)
+                    try? UnixSocket.writeAll(connection.fd, connection.out)
                     return false
                 }
                 connection.greeted = true
@@ -164,7 +165,7 @@ final class EpollLoop: @unchecked Sendable {
         }
         if !connection.out.isEmpty {
             // Blocking write: the replies of one read fit the socket buffer, so it never waits in practice.
-            do { try writeAll(connection.fd, connection.out) } catch { return false }
+            do { try UnixSocket.writeAll(connection.fd, connection.out) } catch { return false }
             connection.out.removeAll(keepingCapacity: true)
         }
         return true

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #if canImport(Glibc)
+import GmemCommandLine
 import Glibc
 #elseif canImport(Musl)
 import Musl

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import GmemCommandLine
 import GmemCore
 import GmemProtocol
 import GmemServer
