@@ -281,10 +281,20 @@ public final class DaemonProcess: Sendable {
         return String(cString: result)
     }
 
-    /// Removes the files a daemon leaves in its directory (the socket, the log), then the directory.
+    /// Removes the files in the daemon's directory (the socket, the log, files a test put there), then the
+    /// directory. The directory is the daemon's own (mkdtemp): nothing else lives there, and it has no subdirectories.
     private static func removeDirectory(_ directory: String) {
-        unlink(directory + "/gmemd.sock")
-        unlink(directory + "/stderr.log")
+        if let stream = opendir(directory) {
+            var names: [String] = []
+            while let entry = readdir(stream) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(stream)
+            for name in names { unlink(directory + "/" + name) }
+        }
         rmdir(directory)
     }
 }

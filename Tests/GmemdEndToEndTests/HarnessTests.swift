@@ -219,6 +219,18 @@ struct HarnessTests {
         #expect(throws: GmemTestingError.self) { try connection.readFrame() }
     }
 
+    @Test("a daemon's directory goes with it, files a test put there included")
+    func directoryRemoval() throws {
+        var directory = ""
+        do {
+            let daemon = try DaemonProcess.start()
+            directory = daemon.directory
+            close(open(directory + "/data.bin", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644))
+            #expect(access(directory + "/data.bin", F_OK) == 0)
+        }
+        #expect(access(directory, F_OK) != 0, "\(directory) is left behind")
+    }
+
     @Test("a benchmark's daemon: its own --size, start-up timed to HELLO, status while it runs, stop() with SIGTERM")
     func benchmarkDaemon() throws {
         let daemon = try DaemonProcess(arguments: ["--size", "8M"], size: nil, environment: .isolated)
