@@ -34,11 +34,15 @@ let package = Package(
         // Layer 2: wire protocol v1, pure encode and decode.
         .target(name: "GmemProtocol", dependencies: ["GmemErrno"]),
 
+        // What gmemd, gmemctl and gmem-bench share that is not wire protocol: sizes as operators type them
+        // (ByteCount), the default socket path, and the one JSON writer.
+        .target(name: "GmemCommandLine"),
+
         // Layer 3: the daemon's serving logic on SwiftNIO.
         .target(
             name: "GmemServer",
             dependencies: [
-                "GmemCore", "GmemProtocol", "CGmemSys",
+                "GmemCore", "GmemProtocol", "GmemCommandLine", "CGmemSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -62,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "gmemd",
             dependencies: [
-                "GmemServer", "GmemCore", "GmemProtocol", "GmemSystemd",
+                "GmemServer", "GmemCore", "GmemProtocol", "GmemCommandLine", "GmemSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -75,7 +79,7 @@ let package = Package(
         .target(
             name: "GmemClient",
             dependencies: [
-                "GmemProtocol",
+                "GmemProtocol", "GmemCommandLine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -83,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "gmemctl",
             dependencies: [
-                "GmemClient", "GmemErrno", "GmemProtocol",
+                "GmemClient", "GmemErrno", "GmemProtocol", "GmemCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -92,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "gmem-bench",
             dependencies: [
-                "GmemCore", "GmemProtocol", "GmemTesting",
+                "GmemCore", "GmemProtocol", "GmemCommandLine", "GmemTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -106,15 +110,16 @@ let package = Package(
             name: "GmemServerTests",
             dependencies: ["GmemServer", "GmemProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        .testTarget(name: "GmemCommandLineTests", dependencies: ["GmemCommandLine"]),
 
         // Test support for users of gmemd: spawn the real daemon, talk to it byte by byte.
         .target(name: "GmemTesting", dependencies: ["GmemErrno", "GmemProtocol"]),
         .testTarget(name: "GmemdEndToEndTests", dependencies: ["GmemTesting", "GmemProtocol"]),
-        .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol"]),
+        .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol", "GmemTesting"]),
         // Spawns the real gmemd binary: build the gmemd product before running these.
         .testTarget(
             name: "GmemSystemdTests",
-            dependencies: ["GmemSystemd", "GmemCore", "GmemErrno", "GmemProtocol", "CGmemSys"]
+            dependencies: ["GmemSystemd", "GmemCore", "GmemErrno", "GmemProtocol", "GmemTesting", "CGmemSys"]
         ),
 
         // Fuzzing (Fuzz/README.md): the harness over the real connection handler,

@@ -5,8 +5,10 @@
 #
 # thread   the concurrency stress tests (GmemCoreTests, suite "Concurrency
 #          stress", ConcurrencyStressTests) under ThreadSanitizer, then the
-#          rest of GmemCoreTests (two written exceptions below), scratch path
-#          .build-tsan.
+#          rest of GmemCoreTests (two written exceptions below), then the
+#          server's cross-thread paths: the end-to-end and client suites that
+#          drive them, against a TSan-built gmemd
+#          (GMEMD_BINARY=.build-tsan/debug/gmemd); scratch path .build-tsan.
 # address  the end-to-end suite (GmemdEndToEndTests) under AddressSanitizer,
 #          scratch path .build-asan. The gmemd those tests spawn is the ASan
 #          build (GMEMD_BINARY=.build-asan/debug/gmemd), so a memory error or
@@ -55,6 +57,17 @@ run_tests() {
     ran=$(grep -cE '^(✔|✘) Test "|Test Case .* (passed|failed)' "$log" || true)
 }
 
+# sanitized_gmemd SCRATCH SYMBOL KIND: sets `gmemd` to SCRATCH's debug gmemd;
+# returns 1, recording a failure, unless it carries SYMBOL (__tsan_init,
+# __asan_init). grep without -q reads all of nm's output: no SIGPIPE failing
+# the pipeline.
+sanitized_gmemd() {
+    gmemd="$PWD/$1/debug/gmemd"
+    { nm "$gmemd" 2>/dev/null; nm -D "$gmemd" 2>/dev/null; } | grep "$2" >/dev/null && return 0
+    failures+=("$3: $gmemd is not a sanitizer build ($2 missing)")
+    return 1
+}
+
 # Prints the reports under $1 and returns 1 if there are any.
 check_reports() {
     local directory=$1 found=0
@@ -72,11 +85,12 @@ run_thread() {
     rm -rf "$reports" && mkdir -p "$reports"
     export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:history_size=4:log_path=$reports/tsan"
 
-    step "ThreadSanitizer: building (.build-tsan)"
+    step "ThreadSanitizer: building (.build-tsan), gmemd included"
     started=$(now)
-    swift build --build-tests --sanitize=thread --scratch-path .build-tsan >"$logs/tsan-build.log" 2>&1
+    swift build --build-tests --sanitize=thread --scratch-path .build-tsan >"$logs/tsan-build.log" 2>&1 \
+        && swift build --sanitize=thread --scratch-path .build-tsan --product gmemd >>"$logs/tsan-build.log" 2>&1
     status=$?
-    record "tsan: build (all test targets)" "$started" $status
+    record "tsan: build (all test targets and gmemd)" "$started" $status
     if [ $status -ne 0 ]; then
         tail -30 "$logs/tsan-build.log"
         failures+=("tsan build (log: $logs/tsan-build.log)")
@@ -105,6 +119,33 @@ run_thread() {
         --filter 'GmemCoreTests' --skip 'ConcurrencyStressTests|LargeRegionTests'
     record "tsan: other GmemCoreTests ($ran tests)" "$started" $status
     [ $status -eq 0 ] || failures+=("tsan: GmemCoreTests failed (log: $logs/tsan-core.log)")
+
+    # The server's threads, in a TSan-built gmemd (its reports land in the same
+    # log_path, through the inherited TSAN_OPTIONS). The suites are chosen for
+    # the paths that cross threads, not for coverage:
+    # - InvalidationEventTests: a conversion on one connection's event loop
+    #   invalidates GPCs of connections on other loops (the hop in
+    #   ConnectionHandler+Dispatch.swift makeInvalidationHandler);
+    # - PipeliningTests, ClientPipeliningTests: many requests in flight,
+    #   large SET_ATTRIBUTES/DISCARD on the offload thread pool while the
+    #   loop keeps serving, backpressure;
+    # - ShutdownTests: SIGTERM drains connections of every loop from the
+    #   signal thread;
+    # - ModelBasedTests: random operation sequences over several connections;
+    # - ClientGuestPageCacheTests: GPCs invalidated under the Swift client.
+    # Deadlock detector off in the daemon for the reason given above (a range
+    # conversion holds hundreds of folio locks).
+    local gmemd
+    if sanitized_gmemd .build-tsan __tsan_init tsan; then
+        step "ThreadSanitizer: the server's cross-thread paths against the TSan gmemd"
+        started=$(now)
+        TSAN_OPTIONS="$TSAN_OPTIONS:detect_deadlocks=0" GMEMD_BINARY="$gmemd" GMEMD_BIN_DIR="$PWD/.build-tsan/debug" \
+            run_tests thread .build-tsan tsan-server 15 --filter \
+            'GmemdEndToEndTests\.(InvalidationEventTests|PipeliningTests|ShutdownTests|ModelBasedTests)|GmemClientTests\.(ClientGuestPageCacheTests|ClientPipeliningTests)'
+        record "tsan: server suites ($ran tests)" "$started" $status
+        [ $status -eq 0 ] || failures+=("tsan: the server suites failed (log: $logs/tsan-server.log)")
+        [ "$ran" -gt 0 ] || failures+=("tsan: the filter matched no server suite")
+    fi
     check_reports "$reports" || failures+=("tsan: ThreadSanitizer reports in $reports")
     unset TSAN_OPTIONS
 }
@@ -125,12 +166,8 @@ run_address() {
         failures+=("asan build (log: $logs/asan-build.log)")
         return
     fi
-    local gmemd="$PWD/.build-asan/debug/gmemd"
-    # (grep without -q reads all of nm's output: no SIGPIPE failing the pipeline)
-    if ! { nm "$gmemd" 2>/dev/null; nm -D "$gmemd" 2>/dev/null; } | grep __asan_init >/dev/null; then
-        failures+=("asan: $gmemd is not an AddressSanitizer build")
-        return
-    fi
+    local gmemd
+    sanitized_gmemd .build-asan __asan_init asan || return
 
     step "AddressSanitizer: the end-to-end suite against the ASan gmemd"
     started=$(now)

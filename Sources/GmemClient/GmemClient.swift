@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import GmemCommandLine
 import GmemProtocol
 import NIOCore
 import NIOPosix

@@ -1,3 +1,4 @@
+import GmemCommandLine
 import GmemCore
 import GmemProtocol
 

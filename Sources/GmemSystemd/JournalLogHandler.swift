@@ -19,14 +19,23 @@ public struct SystemJournal: JournalSink {
     public init() {}
 
     public func send(_ fields: [String]) {
+        self.submit(fields)
+    }
+
+    /// Sends one entry; returns sd_journal_sendv's result: 0, or a negative errno (`-ENOENT` without journald).
+    /// A log line that cannot be delivered is dropped: logging never fails the daemon.
+    @discardableResult
+    public func submit(_ fields: [String]) -> Int32 {
         // Each field must outlive the call: keep contiguous copies, then point iovecs at them.
         let buffers = fields.map { Array($0.utf8) }
         var vectors: [iovec] = []
         vectors.reserveCapacity(buffers.count)
+        var result: Int32 = 0
         Self.withPointers(buffers, index: 0, into: &vectors) { vectors in
             // Values may hold newlines: sendv frames them binary-safe.
-            _ = vectors.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
+            result = vectors.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
         }
+        return result
     }
 
     /// Nests `withUnsafeBufferPointer` so every buffer stays pinned while the iovecs are used.

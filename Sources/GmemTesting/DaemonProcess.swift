@@ -53,25 +53,36 @@ public final class DaemonProcess: Sendable {
     ///     default keeps tests cheap, a benchmark sizes the region it measures).
     ///   - socketPath: the socket to use; by default `<directory>/gmemd.sock`.
     ///   - environment: the daemon's environment; by default this process's, unchanged.
+    ///   - inheriting: descriptors the daemon finds at 3, 4, 5, ... (socket activation, a service manager's fd store);
+    ///     the caller sets the matching `LISTEN_FDS` in `environment`.
+    ///   - launcher: a command that ends by executing the binary given as its next argument, for what only the
+    ///     daemon's own process can set: `["/bin/sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""]`, or
+    ///     `systemd-socket-activate --listen=...`. Empty: the binary is spawned directly.
+    ///   - stderrPath: where standard error and output go; by default `stderr.log` in ``directory``.
     public init(
         executable: String? = nil,
         arguments: [String] = [],
         size: String? = "16M",
         socketPath: String? = nil,
-        environment: Subprocess.Environment = .inherited
+        environment: Subprocess.Environment = .inherited,
+        inheriting descriptors: [Int32] = [],
+        launcher: [String] = [],
+        stderrPath: String? = nil
     ) throws {
         self.executable = try executable ?? ExecutableLocator.gmemd()
         self.directory = try Self.makeTemporaryDirectory()
         self.socketPath = socketPath ?? self.directory + "/gmemd.sock"
-        self.stderrPath = self.directory + "/stderr.log"
+        self.stderrPath = stderrPath ?? self.directory + "/stderr.log"
         self.arguments = ["--socket", self.socketPath] + (size.map { ["--size", $0] } ?? []) + arguments
+        let command = launcher + [self.executable] + self.arguments
         do {
             self.process = try Subprocess(
-                executable: self.executable,
-                arguments: self.arguments,
+                executable: command[0],
+                arguments: Array(command.dropFirst()),
                 standardOutput: .file(self.stderrPath),
                 standardError: .file(self.stderrPath),
-                environment: environment
+                environment: environment,
+                inheriting: descriptors
             )
         } catch {
             Self.removeDirectory(self.directory)
@@ -270,10 +281,20 @@ public final class DaemonProcess: Sendable {
         return String(cString: result)
     }
 
-    /// Removes the files a daemon leaves in its directory (the socket, the log), then the directory.
+    /// Removes the files in the daemon's directory (the socket, the log, files a test put there), then the
+    /// directory. The directory is the daemon's own (mkdtemp): nothing else lives there, and it has no subdirectories.
     private static func removeDirectory(_ directory: String) {
-        unlink(directory + "/gmemd.sock")
-        unlink(directory + "/stderr.log")
+        if let stream = opendir(directory) {
+            var names: [String] = []
+            while let entry = readdir(stream) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(stream)
+            for name in names { unlink(directory + "/" + name) }
+        }
         rmdir(directory)
     }
 }

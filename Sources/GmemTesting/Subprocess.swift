@@ -19,8 +19,9 @@ import Glibc
 /// The child starts with default dispositions for the signals tests send (SIGTERM, SIGINT, SIGPIPE) and an empty
 /// signal mask, whatever the test runner uses. Its standard input is `/dev/null`; standard output goes to `/dev/null`,
 /// a file, or a pipe read with ``readOutput(until:timeout:)``; standard error to `/dev/null` or a file. Descriptors
-/// of the test process are not inherited: every descriptor this module opens is close-on-exec. The environment is
-/// this process's, or that without some variables (see ``Environment``).
+/// of the test process are not inherited (every descriptor this module opens is close-on-exec), except those passed
+/// as `inheriting`, which the child finds at 3, 4, 5, ... as a service manager passes them. The environment is this
+/// process's, without some variables and with others set (see ``Environment``).
 ///
 /// A child that is still running when the `Subprocess` is deinitialised is killed with SIGKILL and reaped.
 public final class Subprocess: Sendable {
@@ -34,13 +35,16 @@ public final class Subprocess: Sendable {
         case pipe
     }
 
-    /// The environment of the child: this process's, without the variables in ``removed``.
+    /// The environment of the child: this process's, without the variables in ``removed``, with those in ``added``.
     ///
     /// A variable such as `LISTEN_FDS` or `NOTIFY_SOCKET` set for the process that runs the tests (a CI job under
-    /// systemd) would otherwise reach the child, which might act on it as if it were addressed to itself.
+    /// systemd) would otherwise reach the child, which might act on it as if it were addressed to itself; a test
+    /// playing the service manager sets them on purpose with ``setting(_:)``.
     public struct Environment: Sendable, Hashable {
         /// Names of variables the child does not get.
         public var removed: Set<String>
+        /// Variables the child gets with these values, whatever this process has.
+        public var added: [String: String] = [:]
 
         /// This process's environment, unchanged.
         public static let inherited = Environment(removed: [])
@@ -48,6 +52,13 @@ public final class Subprocess: Sendable {
         /// This process's environment without the variables named in `names`.
         public static func inherited(removing names: Set<String>) -> Environment {
             Environment(removed: names)
+        }
+
+        /// This environment with `values` set as well (replacing earlier values of the same names).
+        public func setting(_ values: [String: String]) -> Environment {
+            var copy = self
+            copy.added.merge(values) { _, new in new }
+            return copy
         }
 
         private init(removed: Set<String>) {
@@ -69,18 +80,30 @@ public final class Subprocess: Sendable {
 
     /// Spawns `executable` (an absolute path) with `arguments`.
     ///
+    /// - Parameter inheriting: descriptors the child gets at 3, 4, 5, ... in this order (socket activation, an fd
+    ///   store passed back); the caller keeps its own copies.
     /// - Throws: ``GmemTestingError/systemCall(_:errno:)`` if the process cannot be spawned.
     public init(
         executable: String,
         arguments: [String] = [],
         standardOutput: Output = .discard,
         standardError: Output = .discard,
-        environment: Environment = .inherited
+        environment: Environment = .inherited,
+        inheriting descriptors: [Int32] = []
     ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+
+        // Close-on-exec copies far above 3 + n first, so that dup2 into 3, 4, 5 never overwrites a source that is
+        // still to be copied; dup2 clears close-on-exec on the target, so exactly the passed descriptors survive.
+        let staged = descriptors.map { fcntl($0, F_DUPFD_CLOEXEC, 200) }
+        defer { for descriptor in staged where descriptor >= 0 { close(descriptor) } }
+        if staged.contains(where: { $0 < 0 }) { throw GmemTestingError.systemCall("F_DUPFD_CLOEXEC", errno: errno) }
+        for (index, descriptor) in staged.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, descriptor, 3 + Int32(index))
+        }
 
         var pipeRead: Int32? = nil
         var pipeWrite: Int32 = -1
@@ -115,7 +138,7 @@ public final class Subprocess: Sendable {
         let commandLine = [executable] + arguments
         var argv: [UnsafeMutablePointer<CChar>?] = commandLine.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
-        var envp = Self.environment(without: environment.removed)
+        var envp = Self.environment(environment)
         defer { for pointer in envp { free(pointer) } }
 
         var pid: pid_t = 0
@@ -132,15 +155,17 @@ public final class Subprocess: Sendable {
         self.outputPipe = pipeRead
     }
 
-    /// Copies of this process's `name=value` entries without the names in `removed`, ending in `nil` (an `envp`).
-    private static func environment(without removed: Set<String>) -> [UnsafeMutablePointer<CChar>?] {
+    /// Copies of this process's `name=value` entries without the names `environment` removes or sets, then those it
+    /// sets, ending in `nil` (an `envp`).
+    private static func environment(_ environment: Environment) -> [UnsafeMutablePointer<CChar>?] {
         var entries: [UnsafeMutablePointer<CChar>?] = []
         var cursor = environ
         while let entry = cursor.pointee {
-            let text = String(cString: entry)
-            if !removed.contains(String(text.prefix { $0 != "=" })) { entries.append(strdup(entry)) }
+            let name = String(String(cString: entry).prefix { $0 != "=" })
+            if !environment.removed.contains(name) && environment.added[name] == nil { entries.append(strdup(entry)) }
             cursor += 1
         }
+        for (name, value) in environment.added { entries.append(strdup("\(name)=\(value)")) }
         return entries + [nil]
     }
 

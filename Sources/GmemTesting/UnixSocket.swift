@@ -153,7 +153,7 @@ public enum UnixSocket {
         }
     }
 
-    private static func address(_ path: String) throws -> sockaddr_un {
+    static func address(_ path: String) throws -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemCommandLine
 import GmemCore
 
 #if canImport(Glibc)
@@ -18,23 +19,16 @@ struct GmemBench: ParsableCommand {
     )
 }
 
-/// A byte count written as a number with an optional binary suffix: 4096, 64K, 2M, 1G, 1T (or KiB, MiB, ...).
+/// A byte count argument, parsed by GmemCommandLine's ``ByteCount`` like every other size gmemd's tools take
+/// (4096, 64K, 2M, 0x1000, 1T), and shown in binary units (64.0 MiB).
 struct ByteSize: ExpressibleByArgument, CustomStringConvertible {
     var bytes: UInt64
 
     init(bytes: UInt64) { self.bytes = bytes }
 
     init?(argument: String) {
-        var text = Substring(argument.uppercased())
-        if text.hasSuffix("IB") { text = text.dropLast(2) } else if text.hasSuffix("B") { text = text.dropLast() }
-        let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30, "T": 40]
-        var shift: UInt64 = 0
-        if let last = text.last, let value = shifts[last] {
-            shift = value
-            text = text.dropLast()
-        }
-        guard let number = UInt64(text), number <= UInt64.max >> shift else { return nil }
-        self.bytes = number << shift
+        guard let count = ByteCount(parsing: argument) else { return nil }
+        self.bytes = count.value
     }
 
     var description: String { Self.format(Double(self.bytes)) }

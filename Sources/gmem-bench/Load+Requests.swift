@@ -1,4 +1,5 @@
 import GmemProtocol
+import GmemTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -36,7 +37,7 @@ struct RequestPlan {
     var handleCursor = 0
 
     /// Checks the spec against the HELLO reply and, for GPC operations, activates this connection's caches.
-    init(spec: LoadSpec, index: Int, connection: BlockingConnection) throws {
+    init(spec: LoadSpec, index: Int, connection: PipelinedConnection) throws {
         let hello = connection.hello
         self.operation = spec.operation
         self.payload = spec.payload

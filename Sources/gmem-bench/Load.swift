@@ -1,5 +1,6 @@
 import ArgumentParser
 import GmemProtocol
+import GmemTesting
 import Histogram
 import Synchronization
 
@@ -111,16 +112,16 @@ final class Worker: @unchecked Sendable {
     var failure: String?
     var pagePrivate: Bool?
     var regionFlags: HelloReply.RegionFlags = []
-    var connection: BlockingConnection?
+    var connection: PipelinedConnection?
 
     init(index: Int) { self.index = index }
 
     func run(spec: LoadSpec, timeline: Timeline, ready: Barrier, go: Barrier) {
-        var connection: BlockingConnection?
+        var connection: PipelinedConnection?
         var plan: RequestPlan?
         do {
             let receiveCapacity = max(256 << 10, 2 * (FrameHeader.size + spec.payload) + 4096)
-            let opened = try BlockingConnection(path: spec.socketPath, receiveCapacity: receiveCapacity)
+            let opened = try PipelinedConnection(path: spec.socketPath, receiveCapacity: receiveCapacity)
             connection = opened
             self.regionFlags = opened.hello.regionFlags
             plan = try RequestPlan(spec: spec, index: self.index, connection: opened)
@@ -145,8 +146,12 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Keeps `depth` requests in flight until the window ends, then drains.
-    private func measure(connection: BlockingConnection, plan: inout RequestPlan, depth: Int, timeline: Timeline) throws
-    {
+    private func measure(
+        connection: PipelinedConnection,
+        plan: inout RequestPlan,
+        depth: Int,
+        timeline: Timeline
+    ) throws {
         let start = timeline.measureStart
         let end = timeline.measureEnd
         // In-flight requests, oldest first: replies come in request order.
@@ -213,7 +218,7 @@ enum LoadDriver {
         guard spec.connections >= 1, spec.depth >= 1 else {
             throw BenchError("--connections and --depth must be at least 1")
         }
-        let control = try (spec.readsStats ? BlockingConnection(path: spec.socketPath) : nil)
+        let control = try (spec.readsStats ? PipelinedConnection(path: spec.socketPath) : nil)
         defer { control?.close() }
 
         let workers = (0..<spec.connections).map { Worker(index: $0) }

@@ -1,22 +1,12 @@
+import GmemErrno
+import GmemTesting
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // Plain blocking POSIX plumbing for the measuring loops: no async runtime, no
-// Foundation. Every helper retries EINTR and throws ``SystemError`` otherwise.
-
-/// A failed system call, with the errno it left.
-struct SystemError: Error, CustomStringConvertible {
-    var call: String
-    var code: Int32
-
-    init(_ call: String, _ code: Int32 = errno) {
-        self.call = call
-        self.code = code
-    }
-
-    var description: String { "\(self.call): \(String(cString: strerror(self.code))) (errno \(self.code))" }
-}
+// Foundation. Socket calls are GmemTesting's (UnixSocket), which retry EINTR.
 
 /// A problem the benchmark reports as is (bad reply, refused setup, ...).
 struct BenchError: Error, CustomStringConvertible {
@@ -40,97 +30,7 @@ func sleepUntil(_ deadline: UInt64) {
 
 func sleepNanos(_ nanos: UInt64) { sleepUntil(monotonicNanos() + nanos) }
 
-// MARK: Unix sockets
-
-enum UnixSocket {
-    /// Fills a sockaddr_un; throws when the path does not fit in sun_path.
-    static func address(_ path: String) throws -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity else { throw BenchError("socket path longer than \(capacity - 1) bytes: \(path)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        return address
-    }
-
-    static func newSocket() throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket(AF_UNIX)") }
-        return fd
-    }
-
-    /// A connected, blocking stream socket.
-    static func connect(path: String) throws -> Int32 {
-        var address = try Self.address(path)
-        let fd = try Self.newSocket()
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            let error = SystemError("connect(\(path))")
-            close(fd)
-            throw error
-        }
-        return fd
-    }
-
-    /// A listening socket bound to `path` (an existing file there is removed first).
-    static func listen(path: String, backlog: Int32 = 4096) throws -> Int32 {
-        var address = try Self.address(path)
-        unlink(path)
-        let fd = try Self.newSocket()
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard bound == 0 else {
-            let error = SystemError("bind(\(path))")
-            close(fd)
-            throw error
-        }
-        guard Glibc.listen(fd, backlog) == 0 else {
-            let error = SystemError("listen(\(path))")
-            close(fd)
-            throw error
-        }
-        return fd
-    }
-}
-
-/// Writes all `count` bytes, retrying short writes and EINTR.
-func writeAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int) throws {
-    var offset = 0
-    while offset < count {
-        let written = write(fd, base + offset, count - offset)
-        if written < 0 {
-            if errno == EINTR { continue }
-            throw SystemError("write")
-        }
-        offset += written
-    }
-}
-
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
-    try bytes.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, $0.count) }
-}
-
-/// One read(2): the byte count, 0 at end of stream.
-@inline(__always)
-func readSome(_ fd: Int32, _ base: UnsafeMutableRawPointer, _ capacity: Int) throws -> Int {
-    while true {
-        let count = read(fd, base, capacity)
-        if count >= 0 { return count }
-        if errno == EINTR { continue }
-        throw SystemError("read")
-    }
-}
+// Sockets (connect, listen, blocking writes and reads) are GmemTesting's UnixSocket.
 
 // MARK: Threads
 
@@ -161,7 +61,7 @@ struct PosixThread {
         )
         guard status == 0 else {
             Unmanaged<ThreadBody>.fromOpaque(context).release()
-            throw SystemError("pthread_create", status)
+            throw GmemError.systemCall("pthread_create", errno: status)
         }
         self.handle = handle
     }
@@ -191,20 +91,9 @@ final class Barrier: @unchecked Sendable {
 
 // MARK: Processes
 
-/// The whole of a small text file (procfs, sysfs), or nil.
+/// The whole of a small text file (procfs, sysfs), or nil: GmemTesting's reader, which retries EINTR.
 func readTextFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { break }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    try? ProcMaps.readFile(path)
 }
 
 /// Lines in /proc/PID/maps: the process's VMA count.
@@ -218,7 +107,7 @@ func makeTemporaryDirectory(prefix: String) throws -> String {
     let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
     var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
     guard let result = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        throw SystemError("mkdtemp")
+        throw GmemError.systemCall("mkdtemp", errno: errno)
     }
     return String(cString: result)
 }

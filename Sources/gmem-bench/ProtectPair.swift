@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemCommandLine
 import GmemCore
 import Synchronization
 
@@ -40,7 +41,7 @@ struct ProtectPairMeasurement: Sendable {
         guard let base = mmap(nil, length, PROT_NONE, MAP_SHARED | MAP_NORESERVE, region.fileDescriptor, 0),
             base != MAP_FAILED
         else {
-            throw SystemError("mmap of the memfd")
+            throw GmemError.systemCall("mmap of the memfd", errno: errno)
         }
         defer { munmap(base, length) }
         // A range in the middle, so each restore splits the mapping in three and each zap merges it back.
@@ -51,12 +52,12 @@ struct ProtectPairMeasurement: Sendable {
         let span = pages * pageSize
         var sink: UInt8 = 0
         func pair() throws {
-            guard mprotect(page, span, PROT_READ | PROT_WRITE) == 0 else { throw SystemError("mprotect(RW)") }
+            guard mprotect(page, span, PROT_READ | PROT_WRITE) == 0 else { throw GmemError.systemCall("mprotect(RW)", errno: errno) }
             for offset in stride(from: 64, to: span, by: pageSize) {
                 if writes { page.storeBytes(of: sink &+ 1, toByteOffset: offset, as: UInt8.self) }
                 sink &+= page.load(fromByteOffset: offset, as: UInt8.self)
             }
-            guard mprotect(page, span, PROT_NONE) == 0 else { throw SystemError("mprotect(NONE)") }
+            guard mprotect(page, span, PROT_NONE) == 0 else { throw GmemError.systemCall("mprotect(NONE)", errno: errno) }
         }
         // Warm-up: fault the page in and settle the caches.
         for _ in 0..<min(pairsPerBatch, 2_000) { try pair() }
@@ -136,15 +137,15 @@ struct ProtectPairCommand: ParsableCommand {
         )
         if self.json {
             var object = JSONObject()
-            object["ns_per_pair"] = .number(result.nanosPerPair)
-            object["min_ns_per_pair"] = .number(result.minimumNanosPerPair)
-            object["batches"] = .integer(Int64(result.batches))
-            object["pairs_per_batch"] = .integer(Int64(result.pairsPerBatch))
-            object["region_bytes"] = .integer(Int64(result.regionSize))
-            object["pages"] = .integer(Int64(result.pages))
+            object["ns_per_pair"] = .measurement(result.nanosPerPair)
+            object["min_ns_per_pair"] = .measurement(result.minimumNanosPerPair)
+            object["batches"] = .signed(Int64(result.batches))
+            object["pairs_per_batch"] = .signed(Int64(result.pairsPerBatch))
+            object["region_bytes"] = .signed(Int64(result.regionSize))
+            object["pages"] = .signed(Int64(result.pages))
             object["sibling_thread"] = .bool(self.sibling)
             object["debug_build"] = .bool(isDebugBuild)
-            print(JSONValue.object(object).rendered())
+            print(object.value.prettyPrinted)
         } else {
             print(
                 "gmem-bench protect-pair: \(ByteSize(bytes: result.regionSize)) shared memfd mapping, \(self.pages) page(s) in the middle, \(self.write ? "write" : "read") touch\(self.sibling ? ", sibling thread waking every 20 us" : "")"

@@ -1,4 +1,6 @@
+import GmemErrno
 import GmemProtocol
+import GmemTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -70,7 +72,7 @@ final class EpollLoop: @unchecked Sendable {
     init(server: RawServer) throws {
         self.server = server
         self.epollFD = sys_epoll_create1(EpollEvent.closeOnExec)
-        guard self.epollFD >= 0 else { throw SystemError("epoll_create1") }
+        guard self.epollFD >= 0 else { throw GmemError.systemCall("epoll_create1", errno: errno) }
         let thread = try PosixThread(stackSize: 256 << 10) { [self] in self.run() }
         thread.detach()
     }
@@ -95,11 +97,8 @@ final class EpollLoop: @unchecked Sendable {
         let events = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * EpollEvent.size, alignment: 16)
         defer { events.deallocate() }
         while true {
-            let count = sys_epoll_wait(self.epollFD, events.baseAddress, 64, -1)
-            if count < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            let count = SystemCall.retryingOnInterrupt { sys_epoll_wait(self.epollFD, events.baseAddress, 64, -1) }
+            guard count >= 0 else { return }
             for index in 0..<Int(count) {
                 let data = events.loadUnaligned(
                     fromByteOffset: index * EpollEvent.size + EpollEvent.dataOffset,
@@ -143,7 +142,7 @@ final class EpollLoop: @unchecked Sendable {
                 break frames
             case .badLength(let header):
                 Reply.encodeError(replyingTo: header, .messageTooLong, into: &connection.out)
-                try? writeAll(connection.fd, connection.out)
+                try? UnixSocket.writeAll(connection.fd, connection.out)
                 return false
             case .frame(let header):
                 let length = Int(header.length)
@@ -151,7 +150,7 @@ final class EpollLoop: @unchecked Sendable {
                 connection.start += length
                 if !connection.greeted && header.opcode != .hello {
                     Reply.encodeError(replyingTo: header, .protocolError, into: &connection.out)
-                    try? writeAll(connection.fd, connection.out)
+                    try? UnixSocket.writeAll(connection.fd, connection.out)
                     return false
                 }
                 connection.greeted = true
@@ -164,7 +163,7 @@ final class EpollLoop: @unchecked Sendable {
         }
         if !connection.out.isEmpty {
             // Blocking write: the replies of one read fit the socket buffer, so it never waits in practice.
-            do { try writeAll(connection.fd, connection.out) } catch { return false }
+            do { try UnixSocket.writeAll(connection.fd, connection.out) } catch { return false }
             connection.out.removeAll(keepingCapacity: true)
         }
         return true

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GmemProtocol
+import GmemTesting
 import Synchronization
 
 #if canImport(Glibc)
@@ -46,7 +47,7 @@ final class RawServer: @unchecked Sendable {
         guard let mapping = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
             mapping != MAP_FAILED
         else {
-            throw SystemError("mmap of the raw server's \(size)-byte region")
+            throw GmemError.systemCall("mmap of the raw server's \(size)-byte region", errno: errno)
         }
         memset(mapping, 0xA5, size)
         self.memory = mapping
@@ -63,7 +64,7 @@ final class RawServer: @unchecked Sendable {
             maxGpcs: 0,
             regionFlags: []
         )
-        self.listenFD = try UnixSocket.listen(path: socketPath)
+        self.listenFD = try UnixSocket.listen(at: socketPath)
     }
 
     deinit {
@@ -104,7 +105,7 @@ final class RawServer: @unchecked Sendable {
             let fd = accept(self.listenFD, nil, nil)
             if fd < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
-                if !self.stopping.load(ordering: .relaxed) { warn("raw-server: \(SystemError("accept"))") }
+                if !self.stopping.load(ordering: .relaxed) { warn("raw-server: \(GmemError.systemCall("accept", errno: errno))") }
                 return
             }
             do {
@@ -142,7 +143,10 @@ final class RawServer: @unchecked Sendable {
                     end -= start
                     start = 0
                 }
-                let count = try readSome(fd, buffer.baseAddress! + end, capacity - end)
+                let count = try UnixSocket.readSome(
+                    fd,
+                    into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress! + end, count: capacity - end)
+                )
                 if count == 0 { return }
                 end += count
                 frames: while true {
@@ -152,7 +156,7 @@ final class RawServer: @unchecked Sendable {
                         break frames
                     case .badLength(let header):
                         Reply.encodeError(replyingTo: header, .messageTooLong, into: &out)
-                        try writeAll(fd, out)
+                        try UnixSocket.writeAll(fd, out)
                         return
                     case .frame(let header):
                         let length = Int(header.length)
@@ -160,7 +164,7 @@ final class RawServer: @unchecked Sendable {
                         start += length
                         if !greeted && header.opcode != .hello {
                             Reply.encodeError(replyingTo: header, .protocolError, into: &out)
-                            try writeAll(fd, out)
+                            try UnixSocket.writeAll(fd, out)
                             return
                         }
                         greeted = true
@@ -172,7 +176,7 @@ final class RawServer: @unchecked Sendable {
                     end = 0
                 }
                 if !out.isEmpty {
-                    try writeAll(fd, out)
+                    try UnixSocket.writeAll(fd, out)
                     out.removeAll(keepingCapacity: true)
                 }
             }

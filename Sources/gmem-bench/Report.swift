@@ -1,87 +1,10 @@
+import GmemCommandLine
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// Output helpers: a minimal JSON writer (no Foundation), number formatting and text tables.
-
-/// A JSON value, rendered with keys in insertion order.
-indirect enum JSONValue {
-    case null
-    case bool(Bool)
-    case integer(Int64)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object(JSONObject)
-
-    static func optional(_ value: Double?) -> JSONValue { value.map { .number($0) } ?? .null }
-
-    func rendered(indent: Int = 0) -> String {
-        let pad = String(repeating: "  ", count: indent + 1)
-        let closing = String(repeating: "  ", count: indent)
-        switch self {
-        case .null: return "null"
-        case .bool(let value): return value ? "true" : "false"
-        case .integer(let value): return "\(value)"
-        case .number(let value):
-            guard value.isFinite else { return "null" }
-            if value == value.rounded() && abs(value) < 1e15 { return "\(Int64(value))" }
-            return "\(value)"
-        case .string(let value): return Self.quote(value)
-        case .array(let values):
-            guard !values.isEmpty else { return "[]" }
-            return "[\n" + values.map { pad + $0.rendered(indent: indent + 1) }.joined(separator: ",\n")
-                + "\n\(closing)]"
-        case .object(let object):
-            guard !object.keys.isEmpty else { return "{}" }
-            return "{\n"
-                + object.keys.map { pad + Self.quote($0) + ": " + object.values[$0]!.rendered(indent: indent + 1) }
-                .joined(separator: ",\n") + "\n\(closing)}"
-        }
-    }
-
-    static func quote(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return result + "\""
-    }
-}
-
-/// A JSON object that remembers the order its keys were set in.
-struct JSONObject: ExpressibleByDictionaryLiteral {
-    init() {}
-
-    init(dictionaryLiteral elements: (String, JSONValue)...) {
-        for (key, value) in elements { self[key] = value }
-    }
-
-    private(set) var keys: [String] = []
-    private(set) var values: [String: JSONValue] = [:]
-
-    subscript(key: String) -> JSONValue? {
-        get { self.values[key] }
-        set {
-            if self.values[key] == nil, newValue != nil { self.keys.append(key) }
-            if newValue == nil { self.keys.removeAll { $0 == key } }
-            self.values[key] = newValue
-        }
-    }
-}
+// Output helpers: number formatting and text tables (JSON is GmemCommandLine's JSONValue).
 
 /// `1234567.8` as `1,234,568`.
 func grouped(_ value: Double) -> String {
@@ -181,12 +104,12 @@ struct MachineInfo {
     var json: JSONValue {
         var object = JSONObject()
         object["date"] = .string(self.date)
-        object["cores"] = .integer(Int64(self.cores))
+        object["cores"] = .signed(Int64(self.cores))
         object["cpu"] = .string(self.cpu)
         object["kernel"] = .string(self.kernel)
         object["max_map_count"] = .string(self.maxMapCount)
         object["load_average"] = .string(self.loadAverage)
-        return .object(object)
+        return object.value
     }
 }
 
@@ -223,25 +146,25 @@ extension LoadResult {
         var object = JSONObject()
         object["label"] = .string(self.spec.label)
         object["op"] = .string(self.spec.operation.rawValue)
-        object["payload"] = .integer(Int64(self.spec.payload))
-        object["connections"] = .integer(Int64(self.spec.connections))
-        object["depth"] = .integer(Int64(self.spec.depth))
+        object["payload"] = .signed(Int64(self.spec.payload))
+        object["connections"] = .signed(Int64(self.spec.connections))
+        object["depth"] = .signed(Int64(self.spec.depth))
         object["pattern"] = .string(self.spec.pattern.rawValue)
-        object["duration_s"] = .number(self.seconds)
-        object["warmup_s"] = .number(self.spec.warmup)
-        object["ops"] = .integer(Int64(self.ops))
-        object["errors"] = .integer(Int64(self.errors))
+        object["duration_s"] = .measurement(self.seconds)
+        object["warmup_s"] = .measurement(self.spec.warmup)
+        object["ops"] = .signed(Int64(self.ops))
+        object["errors"] = .signed(Int64(self.errors))
         if let firstError { object["first_error"] = .string(firstError) }
-        object["ops_per_s"] = .number(self.opsPerSecond.rounded())
-        object["bytes_per_s"] = .number(self.bytesPerSecond.rounded())
+        object["ops_per_s"] = .measurement(self.opsPerSecond.rounded())
+        object["bytes_per_s"] = .measurement(self.bytesPerSecond.rounded())
         var latency = JSONObject()
-        latency["p50"] = .number(self.p50)
-        latency["p90"] = .number(self.p90)
-        latency["p99"] = .number(self.p99)
-        latency["p99_9"] = .number(self.p999)
-        latency["max"] = .number(self.maxLatency)
-        latency["mean"] = .number(self.histogram.mean.rounded())
-        object["latency_ns"] = .object(latency)
+        latency["p50"] = .measurement(self.p50)
+        latency["p90"] = .measurement(self.p90)
+        latency["p99"] = .measurement(self.p99)
+        latency["p99_9"] = .measurement(self.p999)
+        latency["max"] = .measurement(self.maxLatency)
+        latency["mean"] = .measurement(self.histogram.mean.rounded())
+        object["latency_ns"] = latency.value
         if let pagePrivate { object["page_private"] = .bool(pagePrivate) }
         object["no_direct_map"] = .bool(self.regionFlags.contains(.noDirectMap))
         if let counters {
@@ -250,15 +173,15 @@ extension LoadResult {
                 "reads", "writes", "bytes_read", "bytes_written", "restores", "zaps", "protect_calls",
                 "protect_failures", "errors",
             ] {
-                daemon[name] = .integer(Int64(bitPattern: counters[name]))
+                daemon[name] = .signed(Int64(bitPattern: counters[name]))
             }
-            object["daemon_delta"] = .object(daemon)
-            object["protect_calls_per_op"] = .optional(self.protectCallsPerOp)
+            object["daemon_delta"] = daemon.value
+            object["protect_calls_per_op"] = .measurement(self.protectCallsPerOp)
             let ops = Double(self.daemonOps)
-            object["restores_per_op"] = .optional(ops > 0 ? Double(counters["restores"]) / ops : nil)
-            object["zaps_per_op"] = .optional(ops > 0 ? Double(counters["zaps"]) / ops : nil)
+            object["restores_per_op"] = .measurement(ops > 0 ? Double(counters["restores"]) / ops : nil)
+            object["zaps_per_op"] = .measurement(ops > 0 ? Double(counters["zaps"]) / ops : nil)
         }
-        return .object(object)
+        return object.value
     }
 
     /// The result as a few human lines.

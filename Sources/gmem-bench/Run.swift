@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemCommandLine
 import GmemProtocol
 import GmemTesting
 
@@ -160,7 +161,7 @@ struct RunCommand: ParsableCommand {
             object["machine"] = machine.json
             object["debug_build"] = .bool(isDebugBuild)
             object["result"] = result.json
-            print(JSONValue.object(object).rendered())
+            print(object.value.prettyPrinted)
         } else {
             print("gmem-bench run against \(target)")
             print("machine: \(machine.summary)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemCommandLine
 import GmemProtocol
 import GmemTesting
 
@@ -212,10 +213,10 @@ struct SuiteRun {
             "restore+zap pair: \(fixed(pair.nanosPerPair, 0)) ns (\(fixed(siblingPair.nanosPerPair, 0)) ns with a sibling thread on the other core)"
         )
         var pairJSON = JSONObject()
-        pairJSON["ns_per_pair"] = .number(pair.nanosPerPair)
-        pairJSON["min_ns_per_pair"] = .number(pair.minimumNanosPerPair)
-        pairJSON["ns_per_pair_with_sibling_thread"] = .number(siblingPair.nanosPerPair)
-        self.sections["protect_pair"] = .object(pairJSON)
+        pairJSON["ns_per_pair"] = .measurement(pair.nanosPerPair)
+        pairJSON["min_ns_per_pair"] = .measurement(pair.minimumNanosPerPair)
+        pairJSON["ns_per_pair_with_sibling_thread"] = .measurement(siblingPair.nanosPerPair)
+        self.sections["protect_pair"] = pairJSON.value
         self.pairWithSibling = siblingPair.nanosPerPair
 
         self.runCoreTargets(pairNanos: pair.nanosPerPair)
@@ -248,11 +249,11 @@ struct SuiteRun {
             target: (atMost ? "<= " : ">= ") + fixed(limit, 2) + "x",
             met: atMost ? ratio <= limit : ratio >= limit
         )
-        row.json["value"] = .number(value)
-        row.json["baseline"] = .number(baseline)
+        row.json["value"] = .measurement(value)
+        row.json["baseline"] = .measurement(baseline)
         row.json["unit"] = .string(latency ? "ns" : "ops/s")
-        row.json["ratio"] = .number(ratio)
-        row.json["limit"] = .number(limit)
+        row.json["ratio"] = .measurement(ratio)
+        row.json["limit"] = .measurement(limit)
         self.rows.append(row)
     }
 
@@ -275,7 +276,7 @@ struct SuiteRun {
             target: target,
             met: met
         )
-        row.json["value"] = .number(value)
+        row.json["value"] = .measurement(value)
         self.rows.append(row)
     }
 }

@@ -1,3 +1,4 @@
+import GmemCommandLine
 import GmemProtocol
 import GmemTesting
 
@@ -84,11 +85,11 @@ extension SuiteRun {
                 target: "<= PING + 1.2 pairs",
                 met: read.p50 <= ping.p50 + 1.2 * pairNanos
             )
-            row3.json["value_ns"] = .number(read.p50)
-            row3.json["ping_p50_ns"] = .number(ping.p50)
-            row3.json["pair_ns"] = .number(pairNanos)
-            row3.json["overhead_pairs"] = .number(overhead)
-            row3.json["pair_with_sibling_thread_ns"] = .number(self.pairWithSibling)
+            row3.json["value_ns"] = .measurement(read.p50)
+            row3.json["ping_p50_ns"] = .measurement(ping.p50)
+            row3.json["pair_ns"] = .measurement(pairNanos)
+            row3.json["overhead_pairs"] = .measurement(overhead)
+            row3.json["pair_with_sibling_thread_ns"] = .measurement(self.pairWithSibling)
             self.rows.append(row3)
             self.addRatio(
                 "4",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemCommandLine
 import GmemProtocol
 import GmemTesting
 
@@ -41,12 +42,12 @@ extension SuiteRun {
                 ratio: fixed(Double(idle.vmRSS) / Double(64 << 20), 3) + " of 64 MiB"
             )
             var section = JSONObject()
-            section["startup_ns"] = .integer(Int64(startup))
-            section["vm_rss_at_answer"] = .integer(Int64(atAnswer?.vmRSS ?? 0))
-            section["vm_rss_idle"] = .integer(Int64(idle.vmRSS))
-            section["rss_anon_idle"] = .integer(Int64(idle.rssAnon))
-            section["rss_shmem_idle"] = .integer(Int64(idle.rssShmem))
-            self.sections["startup_1t"] = .object(section)
+            section["startup_ns"] = .signed(Int64(startup))
+            section["vm_rss_at_answer"] = .signed(Int64(atAnswer?.vmRSS ?? 0))
+            section["vm_rss_idle"] = .signed(Int64(idle.vmRSS))
+            section["rss_anon_idle"] = .signed(Int64(idle.rssAnon))
+            section["rss_shmem_idle"] = .signed(Int64(idle.rssShmem))
+            self.sections["startup_1t"] = section.value
         } catch {
             self.log("target 7 failed: \(error)")
             self.rows.append(
@@ -85,10 +86,10 @@ extension SuiteRun {
                 aloneRounds.append(try self.measure(self.spec("gmemd PING 1x1, none idle", socket, .ping)))
                 sleepNanos(200_000_000)
                 guard let rssBefore = daemon.status() else { throw BenchError("gmemd died: \(daemon.logTail())") }
-                var idle: [BlockingConnection] = []
+                var idle: [PipelinedConnection] = []
                 idle.reserveCapacity(count)
                 let openStart = monotonicNanos()
-                for _ in 0..<count { idle.append(try BlockingConnection(path: socket, receiveCapacity: 4096)) }
+                for _ in 0..<count { idle.append(try PipelinedConnection(path: socket, receiveCapacity: 4096)) }
                 let opened = Double(monotonicNanos() - openStart) / 1e9
                 sleepNanos(500_000_000)
                 guard let rssAfter = daemon.status() else { throw BenchError("gmemd died: \(daemon.logTail())") }
@@ -129,15 +130,15 @@ extension SuiteRun {
                 latency: true
             )
             var section = JSONObject()
-            section["connections"] = .integer(Int64(count))
-            section["open_seconds"] = .number(openSeconds)
-            section["vm_rss_before"] = .integer(Int64(before.vmRSS))
-            section["vm_rss_after"] = .integer(Int64(after.vmRSS))
-            section["rss_shmem_before"] = .integer(Int64(before.rssShmem))
-            section["rss_shmem_after"] = .integer(Int64(after.rssShmem))
-            section["rss_anon_before"] = .integer(Int64(before.rssAnon))
-            section["rss_anon_after"] = .integer(Int64(after.rssAnon))
-            self.sections["idle_connections"] = .object(section)
+            section["connections"] = .signed(Int64(count))
+            section["open_seconds"] = .measurement(openSeconds)
+            section["vm_rss_before"] = .signed(Int64(before.vmRSS))
+            section["vm_rss_after"] = .signed(Int64(after.vmRSS))
+            section["rss_shmem_before"] = .signed(Int64(before.rssShmem))
+            section["rss_shmem_after"] = .signed(Int64(after.rssShmem))
+            section["rss_anon_before"] = .signed(Int64(before.rssAnon))
+            section["rss_anon_after"] = .signed(Int64(after.rssAnon))
+            self.sections["idle_connections"] = section.value
         } catch {
             self.log("target 8 failed: \(error)")
             self.rows.append(
@@ -194,16 +195,16 @@ extension SuiteRun {
                 )
                 let maps = mappingCount(pid: daemon.pid) ?? 0
 
-                let control = try BlockingConnection(path: socket)
+                let control = try PipelinedConnection(path: socket)
                 let pageSize = UInt64(control.hello.pageSize)
                 let base: UInt64 = 64 << 20
                 guard base + UInt64(pages) * 2 * pageSize <= control.hello.regionSize else {
                     throw BenchError("the region is too small for \(pages) pages 2 apart above 64 MiB")
                 }
-                var holders: [BlockingConnection] = []
+                var holders: [PipelinedConnection] = []
                 let activateStart = monotonicNanos()
                 for connection in 0..<connections {
-                    let holder = try BlockingConnection(path: socket, receiveCapacity: 64 << 10)
+                    let holder = try PipelinedConnection(path: socket, receiveCapacity: 64 << 10)
                     // GPC g = j * connections + c: consecutive g share a page, so each page is cached by
                     // `perPage` different connections, each through its own 64-byte window.
                     var windows: [(gpa: UInt64, length: UInt32)] = []
@@ -269,16 +270,16 @@ extension SuiteRun {
                 latency: true
             )
             var section = JSONObject()
-            section["gpcs"] = .integer(Int64(total))
-            section["connections"] = .integer(Int64(connections))
-            section["pages"] = .integer(Int64(pages))
-            section["gpcs_per_page"] = .integer(Int64(perPage))
-            section["activate_seconds"] = .number(activateSeconds)
-            section["gpc_active"] = .integer(Int64(gpcActive))
-            section["mappings_before"] = .integer(Int64(mapsBefore))
-            section["mappings_after"] = .integer(Int64(mapsAfter))
-            section["vm_rss_after"] = .integer(Int64(rss?.vmRSS ?? 0))
-            self.sections["active_gpcs"] = .object(section)
+            section["gpcs"] = .signed(Int64(total))
+            section["connections"] = .signed(Int64(connections))
+            section["pages"] = .signed(Int64(pages))
+            section["gpcs_per_page"] = .signed(Int64(perPage))
+            section["activate_seconds"] = .measurement(activateSeconds)
+            section["gpc_active"] = .signed(Int64(gpcActive))
+            section["mappings_before"] = .signed(Int64(mapsBefore))
+            section["mappings_after"] = .signed(Int64(mapsAfter))
+            section["vm_rss_after"] = .signed(Int64(rss?.vmRSS ?? 0))
+            self.sections["active_gpcs"] = section.value
         } catch {
             self.log("target 9 failed: \(error)")
             self.rows.append(
@@ -300,7 +301,7 @@ extension SuiteRun {
     func waitForConnections(socket: String, atMost: UInt64, gpcsAtMost: UInt64 = .max) throws {
         let deadline = monotonicNanos() + 30_000_000_000
         while true {
-            let control = try BlockingConnection(path: socket)
+            let control = try PipelinedConnection(path: socket)
             let stats = DaemonCounters(try control.stats())
             control.close()
             if stats["connections"] <= atMost && stats["gpc_active"] <= gpcsAtMost { return }
@@ -321,8 +322,8 @@ extension SuiteRun {
             object["machine"] = self.machine.json
             object["gmemd"] = .string(self.executable)
             object["debug_build"] = .bool(isDebugBuild)
-            object["duration_s"] = .number(self.options.duration)
-            object["elapsed_s"] = .number(elapsed)
+            object["duration_s"] = .measurement(self.options.duration)
+            object["elapsed_s"] = .measurement(elapsed)
             object["targets"] = .array(
                 self.rows.map { row in
                     var item = JSONObject()
@@ -333,13 +334,13 @@ extension SuiteRun {
                     item["ratio_text"] = .string(row.ratio)
                     item["target"] = .string(row.target)
                     item["met"] = row.met.map { .bool($0) } ?? .null
-                    for key in row.json.keys { item[key] = row.json[key] }
-                    return .object(item)
+                    for (key, value) in row.json.members { item[key] = value }
+                    return item.value
                 }
             )
-            for key in self.sections.keys { object[key] = self.sections[key] }
+            for (key, value) in self.sections.members { object[key] = value }
             object["runs"] = .array(self.runs.map(\.json))
-            print(JSONValue.object(object).rendered())
+            print(object.value.prettyPrinted)
             return
         }
         var runs = TextTable(

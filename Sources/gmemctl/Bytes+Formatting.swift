@@ -9,6 +9,7 @@
 import GmemErrno
 
 #if canImport(Glibc)
+import GmemCommandLine
 import Glibc
 #elseif canImport(Musl)
 import Musl

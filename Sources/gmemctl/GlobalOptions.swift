@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import GmemClient
+import GmemCommandLine
 import GmemProtocol
 
 /// `--socket` and `--json`, shared by every subcommand (before or after the subcommand's name).

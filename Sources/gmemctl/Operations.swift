@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 import GmemClient
+import GmemCommandLine
 import GmemProtocol
 
 /// The operations of gmemctl, each run on an open connection and returning what to print.

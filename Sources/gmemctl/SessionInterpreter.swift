@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 import GmemClient
+import GmemCommandLine
 import GmemProtocol
 
 /// Runs session lines on one connection and keeps the GPC handles they activate.

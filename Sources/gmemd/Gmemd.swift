@@ -1,4 +1,5 @@
 import ArgumentParser
+import GmemCommandLine
 import GmemCore
 import GmemProtocol
 import GmemServer

@@ -135,6 +135,103 @@ struct HarnessTests {
         #expect(Subprocess.Environment.isolated.removed.isSuperset(of: ["LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET"]))
     }
 
+    @Test("a child gets variables set for it and the passed descriptors at 3, 4, and no others")
+    func environmentAndDescriptors() throws {
+        let first = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let second = open("/proc/version", O_RDONLY | O_CLOEXEC)
+        defer {
+            close(first)
+            close(second)
+        }
+        let child = try Subprocess(
+            executable: "/bin/sh",
+            arguments: [
+                "-c",
+                #"printf '%s|%s|' "$GMEM_MARK" "$PATH"; readlink /proc/self/fd/3 /proc/self/fd/4; if [ -e /proc/$$/fd/5 ]; then echo leaked; fi"#,
+            ],
+            standardOutput: .pipe,
+            environment: Subprocess.Environment.inherited(removing: ["GMEM_MARK"]).setting([
+                "GMEM_MARK": "set", "PATH": "/bin:/usr/bin",
+            ]),
+            inheriting: [second, first]
+        )
+        let output = try child.readOutput(timeout: .seconds(5))
+        #expect(try child.wait(timeout: .seconds(5)) == .exited(0))
+        #expect(output == "set|/bin:/usr/bin|/proc/version\n/dev/null\n")
+    }
+
+    @Test("untimed socket helpers: listen over a stale file, connect, writeAll, readSome to end of stream")
+    func blockingSocketHelpers() throws {
+        var template = Array("/tmp/gmem-harness.XXXXXX".utf8CString)
+        let directory = try #require(
+            template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } }
+        )
+        let path = directory + "/raw.sock"
+        defer { rmdir(directory) }
+        try UnixSocket.createStaleSocketFile(at: path)
+        let listener = try UnixSocket.listen(at: path, backlog: 4)
+        defer { close(listener) }
+        #expect(UnixSocket.isListening(at: path) == true)
+        let client = try UnixSocket.connect(to: path)
+        let server = accept(listener, nil, nil)
+        defer { close(server) }
+        #expect(server >= 0)
+        let sent = (0..<3000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        try UnixSocket.writeAll(client, sent)
+        close(client)
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1000)
+        while true {
+            let count = try chunk.withUnsafeMutableBytes { try UnixSocket.readSome(server, into: $0) }
+            if count == 0 { break }
+            received += chunk[..<count]
+        }
+        #expect(received == sent)
+        #expect(throws: GmemTestingError.self) {
+            try chunk.withUnsafeMutableBytes { try UnixSocket.readSome(-1, into: $0) }
+        }
+        unlink(path)
+    }
+
+    @Test("a pipelined connection: a burst of requests in one write, replies read in place in order, GPC helpers")
+    func pipelinedConnection() throws {
+        let daemon = try DaemonProcess.start()
+        let connection = try PipelinedConnection(path: daemon.socketPath, receiveCapacity: 4096)
+        #expect(connection.hello.regionSize == 16 << 20)
+        var batch: [UInt8] = []
+        var ids: [UInt32] = []
+        let bytes: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
+        // 300 replies of 24 bytes: more than the 4 KiB buffer holds at once, so it is compacted while reading.
+        for _ in 0..<300 { ids.append(try bytes.withUnsafeBytes { try connection.append(.ping($0), to: &batch) }) }
+        try connection.send(batch)
+        for id in ids {
+            let (header, payload) = try connection.readFrame()
+            #expect(header.id == id && header.opcode == .ping && header.status == 0)
+            #expect(Array(payload) == bytes)
+        }
+        let pageSize = UInt64(connection.hello.pageSize)
+        let handles = try connection.activateGPCs((0..<5).map { (gpa: $0 * pageSize, length: 64) }, window: 2)
+        #expect(Set(handles).count == 5)
+        let stats = try connection.stats()
+        #expect(stats.entries.first { $0.name == "gpc_active" }?.value == 5)
+        #expect(try connection.pageIsPrivate(gpa: pageSize + 12))
+        #expect(throws: GmemTestingError.self) { try connection.callSucceeding(.read(gpa: 1 << 40, length: 8)) }
+        daemon.kill()
+        #expect(throws: GmemTestingError.self) { try connection.readFrame() }
+    }
+
+    @Test("a daemon's directory goes with it, files a test put there included")
+    func directoryRemoval() throws {
+        var directory = ""
+        do {
+            let daemon = try DaemonProcess.start()
+            directory = daemon.directory
+            close(open(directory + "/data.bin", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644))
+            #expect(access(directory + "/data.bin", F_OK) == 0)
+        }
+        #expect(access(directory, F_OK) != 0, "\(directory) is left behind")
+    }
+
     @Test("a benchmark's daemon: its own --size, start-up timed to HELLO, status while it runs, stop() with SIGTERM")
     func benchmarkDaemon() throws {
         let daemon = try DaemonProcess(arguments: ["--size", "8M"], size: nil, environment: .isolated)

@@ -9,88 +9,41 @@
 import Foundation
 import GmemClient
 import GmemProtocol
+import GmemTesting
 import Testing
 
-/// A gmemd process for one test, listening on `<fresh dir>/gmemd.sock`.
-///
-/// `@unchecked Sendable`: `Process` is only touched by ``start(_:)`` and ``stop()``; the other fields are
-/// immutable.
-final class TestDaemon: @unchecked Sendable {
-    struct StartFailure: Error, CustomStringConvertible {
-        var description: String
+/// A gmemd process for one test, listening on `<fresh dir>/gmemd.sock`: GmemTesting's ``DaemonProcess`` (which
+/// removes the directory and kills a daemon left running when it is released) with the client tests' defaults.
+final class TestDaemon: Sendable {
+    let daemon: DaemonProcess
+
+    var directory: String { self.daemon.directory }
+    var socketPath: String { self.daemon.socketPath }
+
+    private init(daemon: DaemonProcess) {
+        self.daemon = daemon
     }
 
-    let directory: String
-    let socketPath: String
-    private let process: Process
-    private let logPath: String
-
-    private init(directory: String, process: Process, logPath: String) {
-        self.directory = directory
-        self.socketPath = directory + "/gmemd.sock"
-        self.process = process
-        self.logPath = logPath
-    }
-
-    /// Starts gmemd with a small region and waits until its socket answers HELLO.
+    /// Starts gmemd with a small region and waits until its socket answers HELLO (at most 10 s).
     ///
     /// - Parameter arguments: extra gmemd options, e.g. `["--max-payload", "4K"]`.
     static func start(size: String = "16M", _ arguments: [String] = []) async throws -> TestDaemon {
-        let executable = try TestBinaries.path(of: "gmemd")
-        let directory = try makeTemporaryDirectory(prefix: "gmemd-test")
-        let logPath = directory + "/gmemd.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments =
-            ["--socket", directory + "/gmemd.sock", "--size", size, "--threads", "1", "--log-level", "warning"]
-            + arguments
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        try? log.close()
-        let daemon = TestDaemon(directory: directory, process: process, logPath: logPath)
-        do {
-            try await daemon.waitUntilServing()
-        } catch {
-            daemon.stop()
-            throw error
-        }
-        return daemon
-    }
-
-    /// Polls the socket with real connections until HELLO succeeds (at most 10 s).
-    private func waitUntilServing() async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            guard self.process.isRunning else {
-                throw StartFailure(description: "gmemd exited with \(self.process.terminationStatus): \(self.log)")
-            }
-            if let client = try? await GmemClient.connect(path: self.socketPath, features: []) {
-                await client.close()
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw StartFailure(description: "gmemd did not answer on \(self.socketPath) within 10 s: \(self.log)")
+        let daemon = try DaemonProcess(
+            executable: try TestBinaries.path(of: "gmemd"),
+            arguments: ["--threads", "1", "--log-level", "warning"] + arguments,
+            size: size,
+            environment: .isolated
+        )
+        try daemon.waitUntilAnswering(timeout: .seconds(10), interval: .milliseconds(20))
+        return TestDaemon(daemon: daemon)
     }
 
     /// What gmemd logged so far.
-    var log: String {
-        String(decoding: FileManager.default.contents(atPath: self.logPath) ?? Data(), as: UTF8.self)
-    }
+    var log: String { self.daemon.stderr }
 
-    /// Stops gmemd (SIGTERM, then SIGKILL after 3 s) and removes its directory.
+    /// Stops gmemd (SIGTERM, then SIGKILL after 3 s); the directory goes with the last reference.
     func stop() {
-        if self.process.isRunning {
-            self.process.terminate()
-            let deadline = ContinuousClock.now + .seconds(3)
-            while self.process.isRunning && ContinuousClock.now < deadline { usleep(5_000) }
-            if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
-            self.process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: self.directory)
+        self.daemon.stop(timeout: .seconds(3))
     }
 
     /// Connects a client to this daemon.

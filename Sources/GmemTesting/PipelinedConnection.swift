@@ -1,16 +1,29 @@
+//===----------------------------------------------------------------------===//
+//
+// This source file is part of the gmemd open source project
+//
+// PipelinedConnection: a lean blocking client that keeps many requests in flight, for load generators.
+//
+//===----------------------------------------------------------------------===//
+
 import GmemProtocol
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One client connection on a blocking Unix socket, framed with GmemProtocol's encoders and decoder.
+/// A client connection on a blocking Unix socket for measuring loops (gmem-bench): requests are encoded by the
+/// caller into a batch and sent with one write, replies are read as views into a fixed receive buffer.
 ///
-/// Not thread-safe: one thread owns a connection. ``readFrame()`` returns views into the receive buffer that are
-/// valid until the next read.
-final class BlockingConnection {
-    let fd: Int32
-    private(set) var hello: HelloReply
+/// Where ``RawConnection`` gives a test control over every byte and bounds every wait, this type is lean: no
+/// timeout, no clock read, no copy and no allocation per reply (``readFrame()``); a daemon that stops answering
+/// blocks it. HELLO is done on connect. Not thread-safe: one thread owns a connection. ``readFrame()`` returns views
+/// into the receive buffer that are valid until the next read.
+public final class PipelinedConnection {
+    /// The socket.
+    public let descriptor: Int32
+    /// The daemon's HELLO reply.
+    public private(set) var hello: HelloReply
     private var decoder: FrameDecoder
     private let buffer: UnsafeMutableRawBufferPointer
     private var start = 0
@@ -19,8 +32,11 @@ final class BlockingConnection {
     private var nextID: UInt32 = 1
 
     /// Connects and completes HELLO.
-    init(path: String, features: HelloReply.Features = [], receiveCapacity: Int = 0) throws {
-        self.fd = try UnixSocket.connect(path: path)
+    ///
+    /// - Parameter receiveCapacity: the receive buffer, which must hold the largest reply expected (the replies
+    ///   of a pipelined burst are read from it in place); 0 for 64 KiB, at least 4 KiB.
+    public init(path: String, features: HelloReply.Features = [], receiveCapacity: Int = 0) throws {
+        self.descriptor = try UnixSocket.connect(to: path)
         self.decoder = FrameDecoder(maxPayload: WireProtocol.largestRepresentablePayload)
         // The buffer must hold the largest reply expected: the caller sizes it (64 KiB by default).
         let capacity = receiveCapacity > 0 ? max(receiveCapacity, 4096) : 64 << 10
@@ -36,8 +52,8 @@ final class BlockingConnection {
             regionFlags: []
         )
         do {
-            let reply = try self.call(.hello(version: WireProtocol.version, features: features.rawValue))
-            self.hello = try reply.decodePayload(as: HelloReply.self)
+            let reply = try self.callSucceeding(.hello(version: WireProtocol.version, features: features.rawValue))
+            self.hello = try RawConnection.decode(HelloReply.self, from: reply)
         } catch {
             self.close()
             throw error
@@ -52,33 +68,38 @@ final class BlockingConnection {
 
     private var isClosed = false
 
-    func close() {
+    /// Closes the connection (the daemon releases its GPCs); later calls fail with `EBADF`.
+    public func close() {
         guard !self.isClosed else { return }
         self.isClosed = true
-        Glibc.close(self.fd)
+        Glibc.close(self.descriptor)
     }
 
     /// A fresh request id.
-    func takeID() -> UInt32 {
+    public func takeID() -> UInt32 {
         defer { self.nextID &+= 1 }
         return self.nextID
     }
 
     /// Encodes `request` with a fresh id and appends it to `frames`; returns the id.
     @discardableResult
-    func append(_ request: Request, to frames: inout [UInt8]) throws -> UInt32 {
+    public func append(_ request: Request, to frames: inout [UInt8]) throws -> UInt32 {
         let id = self.takeID()
         try request.encode(id: id, into: &frames)
         return id
     }
 
-    func send(_ frames: [UInt8]) throws {
-        try writeAll(self.fd, frames)
+    /// Writes a batch of encoded frames, blocking until all is written.
+    public func send(_ frames: [UInt8]) throws {
+        try UnixSocket.writeAll(self.descriptor, frames)
     }
 
     /// The next frame off the socket: its header and a view of its payload, valid until the next call.
+    ///
+    /// - Throws: ``GmemTestingError/protocolViolation(_:)`` for an impossible length,
+    ///   ``GmemTestingError/connectionClosed(_:)`` at end of stream.
     @inline(__always)
-    func readFrame() throws -> (FrameHeader, UnsafeRawBufferPointer) {
+    public func readFrame() throws -> (FrameHeader, UnsafeRawBufferPointer) {
         while true {
             let pending = UnsafeRawBufferPointer(rebasing: self.buffer[self.start..<self.end])
             switch self.decoder.decodeNext(pending) {
@@ -92,7 +113,7 @@ final class BlockingConnection {
                 }
                 return (header, payload)
             case .badLength(let header):
-                throw BenchError("server sent a frame with a bad length: \(header)")
+                throw GmemTestingError.protocolViolation("a frame with a bad length: \(header)")
             case .needMoreBytes(let total):
                 try self.fill(toHold: total)
             }
@@ -110,56 +131,67 @@ final class BlockingConnection {
             self.start = 0
             self.end = count
             guard total <= self.buffer.count else {
-                throw BenchError("a \(total)-byte frame does not fit the \(self.buffer.count)-byte receive buffer")
+                throw GmemTestingError.protocolViolation(
+                    "a \(total)-byte frame does not fit the \(self.buffer.count)-byte receive buffer"
+                )
             }
         }
         while self.end - self.start < total {
-            let count = try readSome(self.fd, self.buffer.baseAddress! + self.end, self.buffer.count - self.end)
-            guard count > 0 else { throw BenchError("the server closed the connection") }
+            let count = try UnixSocket.readSome(
+                self.descriptor,
+                into: UnsafeMutableRawBufferPointer(rebasing: self.buffer[self.end...])
+            )
+            guard count > 0 else {
+                throw GmemTestingError.connectionClosed("\(self.end - self.start) of \(total) bytes read")
+            }
             self.end += count
         }
     }
 
     /// Sends one request and waits for its reply (skipping events). Not for use while requests are pipelined.
-    func call(_ request: Request) throws -> ReplyFrame {
+    public func call(_ request: Request) throws -> ReplyFrame {
         self.scratch.removeAll(keepingCapacity: true)
         let id = try self.append(request, to: &self.scratch)
         try self.send(self.scratch)
         return try self.awaitReply(id: id)
     }
 
-    /// Reads frames until the reply with `id`, validating it with ``ReplyFrame``.
-    func awaitReply(id: UInt32) throws -> ReplyFrame {
+    /// Reads frames until the reply with `id`, checked with ``RawConnection/validated(_:_:)``; events are skipped.
+    public func awaitReply(id: UInt32) throws -> ReplyFrame {
         while true {
             let (header, payload) = try self.readFrame()
-            let frame = try ReplyFrame(header: header, payload: Array(payload)).validated()
+            let frame = try RawConnection.validated(header, Array(payload))
             if frame.isEvent { continue }
-            guard header.id == id else { throw BenchError("reply id \(header.id) while waiting for \(id)") }
+            guard header.id == id else {
+                throw GmemTestingError.unexpectedFrame(
+                    header,
+                    payload: frame.payload,
+                    expected: "the reply to id \(id)"
+                )
+            }
             return frame
         }
     }
 
-    /// Sends one request and fails unless it succeeds.
+    /// Sends one request and returns its reply.
+    ///
+    /// - Throws: ``GmemTestingError/errorReply(_:_:)`` if the daemon refuses it.
     @discardableResult
-    func callChecked(_ request: Request, _ what: @autoclosure () -> String) throws -> ReplyFrame {
+    public func callSucceeding(_ request: Request) throws -> ReplyFrame {
         let reply = try self.call(request)
-        if let errno = reply.errno { throw BenchError("\(what()) failed: \(errno)") }
+        try reply.requireSuccess()
         return reply
     }
 
     /// The daemon's STATS counters.
-    func stats() throws -> StatsReply {
-        try self.callChecked(.stats, "STATS").decodePayload(as: StatsReply.self)
-    }
-
-    /// Activates a GPC; returns its handle.
-    func activateGPC(gpa: UInt64, length: UInt32) throws -> UInt64 {
-        try self.callChecked(.gpcActivate(gpa: gpa, length: length), "GPC_ACTIVATE gpa=0x\(String(gpa, radix: 16))")
-            .decodePayload(as: GpcActivateReply.self).handle
+    public func stats() throws -> StatsReply {
+        try RawConnection.decode(StatsReply.self, from: try self.callSucceeding(.stats))
     }
 
     /// Activates many GPCs with pipelined requests (`window` in flight); returns the handles in order.
-    func activateGPCs(_ windows: [(gpa: UInt64, length: UInt32)], window: Int = 64) throws -> [UInt64] {
+    ///
+    /// - Throws: ``GmemTestingError/errorReply(_:_:)`` at the first refusal.
+    public func activateGPCs(_ windows: [(gpa: UInt64, length: UInt32)], window: Int = 64) throws -> [UInt64] {
         var handles: [UInt64] = []
         handles.reserveCapacity(windows.count)
         var sent = 0
@@ -178,51 +210,16 @@ final class BlockingConnection {
             }
             if !self.scratch.isEmpty { try self.send(self.scratch) }
             let reply = try self.awaitReply(id: ids[handles.count])
-            if let errno = reply.errno {
-                let failed = windows[handles.count]
-                throw BenchError(
-                    "GPC_ACTIVATE #\(handles.count) gpa=0x\(String(failed.gpa, radix: 16)) failed: \(errno)"
-                )
-            }
-            handles.append(try reply.decodePayload(as: GpcActivateReply.self).handle)
+            if let errno = reply.errno { throw GmemTestingError.errorReply(.gpcActivate, errno) }
+            handles.append(try RawConnection.decode(GpcActivateReply.self, from: reply).handle)
         }
         return handles
     }
 
     /// Whether the page at `gpa` is private, from PAGE_STATE.
-    func pageIsPrivate(gpa: UInt64) throws -> Bool {
+    public func pageIsPrivate(gpa: UInt64) throws -> Bool {
         let page = gpa & ~UInt64(self.hello.pageSize - 1)
-        let reply = try self.callChecked(.pageState(gpa: page, pageCount: 1), "PAGE_STATE")
-        return try reply.decodePayload(as: PageStateReply.self).entries.first?.isPrivate ?? false
-    }
-}
-
-extension ReplyFrame {
-    /// Re-checks a frame built from a header and payload with the codec's rules (round trip through the decoder).
-    func validated() throws -> ReplyFrame {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(FrameHeader.size + self.payload.count)
-        self.encode(into: &bytes)
-        return try ReplyFrame(decoding: bytes)
-    }
-}
-
-/// Counters of a STATS reply the harness reads before and after a measurement.
-struct DaemonCounters: Sendable {
-    var values: [String: UInt64] = [:]
-
-    init(_ reply: StatsReply) {
-        for pair in reply.pairs { self.values[pair.name] = pair.value }
-    }
-
-    init() {}
-
-    subscript(_ name: String) -> UInt64 { self.values[name] ?? 0 }
-
-    /// `after - before` for every counter (wrapping).
-    static func - (after: DaemonCounters, before: DaemonCounters) -> DaemonCounters {
-        var delta = DaemonCounters()
-        for (name, value) in after.values { delta.values[name] = value &- before[name] }
-        return delta
+        let reply = try self.callSucceeding(.pageState(gpa: page, pageCount: 1))
+        return try RawConnection.decode(PageStateReply.self, from: reply).entries.first?.isPrivate ?? false
     }
 }
