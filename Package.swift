@@ -44,7 +44,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "GmemSystemd",
-            dependencies: ["CSystemd", "GmemCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CSystemd", "GmemCore", "GmemProtocol", .product(name: "Logging", package: "swift-log")]
         ),
 
         .executableTarget(

@@ -198,7 +198,7 @@ struct Gmemd: AsyncParsableCommand {
                 "folio": "\(ByteCount(UInt64(memory.geometry.folioSize)))",
                 "backing": "\(self.backing.rawValue)",
                 "mode": "\(self.directMap ? "direct-map" : "no-direct-map")",
-                "region_id": "0x\(String(region.regionID, radix: 16))",
+                "region_id": "\(HelloReply.formatted(regionID: region.regionID))",
                 "recovered": "\(region.recovered)",
             ]
         )
