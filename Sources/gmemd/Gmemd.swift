@@ -106,6 +106,8 @@ struct Gmemd: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // First: a watchdog abort must end gmemd even while it is starting.
+        AbortSignal.terminateOnAbort()
         let environment = Environment.current
         // Structured entries when stderr is the journal, readable lines elsewhere.
         LogDestination.detect(journalStream: environment["JOURNAL_STREAM"]).bootstrap(level: self.logLevel)
