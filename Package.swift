@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "GmemSystemd",
             dependencies: [
-                "CSystemd", "CGmemSys", "GmemCore",
+                "CSystemd", "CGmemSys", "GmemCore", "GmemProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

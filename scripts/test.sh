@@ -21,6 +21,9 @@ swift test --skip-build
 step "Verifying the systemd units (systemd-analyze verify)"
 bash systemd/verify.sh "$(swift build --show-bin-path)/gmemd"
 
+step "The units under a real systemd (PID 1 of private namespaces): install, activation, recovery, watchdog, sandbox"
+bash systemd/real-systemd-test.sh "$(swift build --show-bin-path)"
+
 step "Model-checking the map/unmap protocol (spin), with the seed design's refutation"
 bash proto/model/check.sh
 

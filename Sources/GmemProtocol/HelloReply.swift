@@ -146,3 +146,13 @@ extension HelloReply: WireEncodable, WireDecodable {
         try reader.expectAtEnd()
     }
 }
+
+extension HelloReply {
+    /// region_id as every tool shows it: `0x` and 16 zero-padded lower-case
+    /// hex digits (`0x08e3f4eef5f87f51`). gmemctl, gmemd's log, its STATUS=
+    /// line and the journal's GMEM_REGION_ID all use this one function, so an
+    /// operator can grep the journal for what gmemctl printed.
+    public static func formatted(regionID: UInt64) -> String {
+        "0x" + hex(regionID, digits: 16)
+    }
+}

@@ -1,4 +1,5 @@
 import GmemCore
+import GmemProtocol
 import Logging
 
 #if canImport(Glibc)
@@ -81,7 +82,10 @@ public struct PersistentRegion: Sendable {
         }
         logger.notice(
             "recovered the region from the fd store",
-            metadata: ["region_id": "\(Self.hex(state.header.regionID))", "size": "\(state.header.regionSize)"]
+            metadata: [
+                "region_id": "\(HelloReply.formatted(regionID: state.header.regionID))",
+                "size": "\(state.header.regionSize)",
+            ]
         )
         return PersistentRegion(memory: memory, state: state, regionID: state.header.regionID, recovered: true)
     }
@@ -98,7 +102,10 @@ public struct PersistentRegion: Sendable {
         let storedGuest = notifier.store(memory.region.fileDescriptor, name: InheritedDescriptors.guestName)
         let storedState = notifier.store(state.fileDescriptor, name: InheritedDescriptors.stateName)
         if storedGuest && storedState {
-            logger.info("stored the region in the fd store", metadata: ["region_id": "\(Self.hex(regionID))"])
+            logger.info(
+                "stored the region in the fd store",
+                metadata: ["region_id": "\(HelloReply.formatted(regionID: regionID))"]
+            )
         } else {
             logger.info("no service manager took the region: it will not survive a restart")
         }
@@ -113,5 +120,4 @@ public struct PersistentRegion: Sendable {
         )
     }
 
-    static func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
 }

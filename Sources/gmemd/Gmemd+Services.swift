@@ -1,3 +1,4 @@
+import GmemCommandLine
 import GmemCore
 import GmemProtocol
 import GmemServer
@@ -44,13 +45,13 @@ extension Gmemd {
         return ServiceGroup(configuration: configuration)
     }
 
-    /// `64 MiB memfd region 0x1234, recovered; 2 connections; 3 GPCs active`.
+    /// `64 MiB memfd region 0x0000000000001234, recovered; 2 connections; 3 GPCs active`.
     static func summary(server: GmemServer, region: PersistentRegion) -> String {
         let memory = server.memory
         let configuration = memory.configuration
         var text = "\(ByteCount(memory.geometry.regionSize)) \(configuration.backing.rawValue)"
         if configuration.directMap { text += " direct-map" }
-        text += " region 0x\(String(region.regionID, radix: 16))"
+        text += " region \(HelloReply.formatted(regionID: region.regionID))"
         if region.recovered { text += ", recovered" }
         let connections = server.connectionCount
         let caches = memory.statistics.cachesActive

@@ -107,6 +107,8 @@ struct Gmemd: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // First: a watchdog abort must end gmemd even while it is starting.
+        AbortSignal.terminateOnAbort()
         let environment = Environment.current
         // Structured entries when stderr is the journal, readable lines elsewhere.
         LogDestination.detect(journalStream: environment["JOURNAL_STREAM"]).bootstrap(level: self.logLevel)
@@ -176,7 +178,7 @@ struct Gmemd: AsyncParsableCommand {
             "folio": "\(ByteCount(UInt64(memory.geometry.folioSize)))",
             "backing": "\(self.backing.rawValue)",
             "mode": "\(self.directMap ? "direct-map" : "no-direct-map")",
-            "region_id": "0x\(String(region.regionID, radix: 16))",
+            "region_id": "\(HelloReply.formatted(regionID: region.regionID))",
             "recovered": "\(region.recovered)",
         ]
         let stall = StallInjection(environment: environment)

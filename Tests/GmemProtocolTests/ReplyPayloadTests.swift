@@ -21,6 +21,13 @@ struct ReplyPayloadTests {
         return bytes
     }
 
+    @Test("region_id is shown as 0x and 16 zero-padded hex digits, whatever its value")
+    func regionIDFormat() {
+        #expect(HelloReply.formatted(regionID: 0x08e3_f4ee_f5f8_7f51) == "0x08e3f4eef5f87f51")
+        #expect(HelloReply.formatted(regionID: 1) == "0x0000000000000001")
+        #expect(HelloReply.formatted(regionID: .max) == "0xffffffffffffffff")
+    }
+
     @Test("HELLO reply: 48 bytes, round trip, strict size and reserved field")
     func helloReply() throws {
         var bytes = self.encoded(Self.hello)

@@ -48,6 +48,23 @@ struct ShutdownTests {
         #expect(throws: (any Error).self) { try RawConnection.connect(session.daemon.socketPath) }
     }
 
+    @Test("SIGABRT, the watchdog's signal, ends gmemd at once and names the signal on stderr")
+    func abortEndsTheDaemon() throws {
+        // No core file in the working directory from this deliberate abort.
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_CORE.rawValue), &limit) == 0 {
+            limit.rlim_cur = 0
+            setrlimit(Int32(RLIMIT_CORE.rawValue), &limit)
+        }
+        let session = try Session()
+        // SIGTERM's handler is installed after SIGABRT's, so both are in place.
+        try session.daemon.waitUntilCatching(SIGTERM)
+        session.daemon.send(signal: SIGABRT)
+        let status = try session.daemon.wait(timeout: .seconds(2))
+        #expect(status == .signaled(SIGABRT), "stderr:\n\(session.daemon.stderr)")
+        #expect(session.daemon.stderr.contains("gmemd: SIGABRT"))
+    }
+
     @Test("a second SIGTERM during the drain does not cut off replies already owed")
     func secondSignalKeepsDraining() throws {
         let session = try Session()
