@@ -93,6 +93,8 @@ extension ConnectionHandler {
                     )
                 }
                 Reply.encode(replyingTo: header, payload: PageStateReply(entries: entries), into: &self.outbound)
+            case .readv, .writev, .atomic, .gpcAtomic:
+                throw Errno.operationNotSupported
             }
         } catch {
             self.fail(header, error)
