@@ -119,7 +119,7 @@ extension ConnectionHandler {
     /// Writes a reply of `length` bytes that `copy` fills straight from guest
     /// memory into the outbound buffer: no intermediate copy. On error the
     /// half-written reply is dropped before the error reply is appended.
-    private func replyWithCopy(
+    func replyWithCopy(
         _ header: FrameHeader,
         length: Int,
         _ copy: (UnsafeMutableRawBufferPointer) throws(GmemError) -> Void
