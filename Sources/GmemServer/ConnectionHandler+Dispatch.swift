@@ -93,8 +93,14 @@ extension ConnectionHandler {
                     )
                 }
                 Reply.encode(replyingTo: header, payload: PageStateReply(entries: entries), into: &self.outbound)
-            case .readv, .writev, .atomic, .gpcAtomic:
-                throw Errno.operationNotSupported
+            case .readv(let segments):
+                try self.readv(header, segments: segments)
+            case .writev(let segments, let data):
+                try self.writev(header, segments: segments, data: data)
+            case .atomic(let gpa, let arguments):
+                try self.atomic(header, gpa: gpa, arguments)
+            case .gpcAtomic(let handle, let offset, let arguments):
+                try self.gpcAtomic(header, handle: handle, offset: offset, arguments)
             }
         } catch {
             self.fail(header, error)

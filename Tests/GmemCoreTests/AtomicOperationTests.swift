@@ -125,8 +125,8 @@ struct AtomicOperationTests {
     func concurrentFetchAdd(width: Int) async throws {
         let memory = try makeMemory(pages: 8)
         let cache = try memory.activateCache(at: gpa(page: 6), length: 8)
-        let threads = 8
-        let adds = 20_000
+        let threads = 4
+        let adds = 10_000
         await withTaskGroup(of: Void.self) { group in
             for thread in 0..<threads {
                 group.addTask {
@@ -153,8 +153,8 @@ struct AtomicOperationTests {
     @Test("a CMPXCHG loop from several threads loses no update")
     func compareExchangeLoop() async throws {
         let memory = try makeMemory(pages: 4)
-        let threads = 6
-        let updates = 5_000
+        let threads = 4
+        let updates = 3_000
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<threads {
                 group.addTask {
