@@ -51,6 +51,10 @@ extern "C" {
 #define GMEM_OP_DISCARD 11u
 #define GMEM_OP_STATS 12u
 #define GMEM_OP_PAGE_STATE 13u
+#define GMEM_OP_READV 14u
+#define GMEM_OP_WRITEV 15u
+#define GMEM_OP_ATOMIC 16u
+#define GMEM_OP_GPC_ATOMIC 17u
 /* Event opcodes. */
 #define GMEM_EV_GPC_INVALIDATED 0x80u
 
@@ -60,6 +64,19 @@ extern "C" {
 
 /* HELLO features. */
 #define GMEM_FEATURE_EVENTS (1u << 0)
+#define GMEM_FEATURE_DEVICE_OPS (1u << 1) /* READV, WRITEV, ATOMIC, GPC_ATOMIC; HELLO reports max_segments */
+
+/* The least max_segments a server granting GMEM_FEATURE_DEVICE_OPS reports. */
+#define GMEM_MIN_MAX_SEGMENTS 64u
+
+/* ATOMIC and GPC_ATOMIC op codes; width is 1, 2, 4 or 8 and the operand naturally aligned. */
+#define GMEM_ATOMIC_LOAD 0u      /* acquire load; reply value = the memory's */
+#define GMEM_ATOMIC_STORE 1u     /* release store of operand; reply value = 0 */
+#define GMEM_ATOMIC_XCHG 2u      /* reply value = old */
+#define GMEM_ATOMIC_CMPXCHG 3u   /* store operand if old == expected; reply value = old */
+#define GMEM_ATOMIC_FETCH_ADD 4u /* wrapping; reply value = old */
+#define GMEM_ATOMIC_FETCH_OR 5u
+#define GMEM_ATOMIC_FETCH_AND 6u
 
 /* HELLO reply region_flags. */
 #define GMEM_REGION_NO_DIRECT_MAP (1u << 0)
@@ -187,6 +204,40 @@ struct GMEM_PACKED gmem_page_state_request {
     uint32_t flags; /* 0 */
 };
 
+/* One entry of a READV or WRITEV segment table. */
+struct GMEM_PACKED gmem_segment {
+    uint64_t gpa;
+    uint32_t len;
+    uint32_t reserved; /* 0 */
+};
+
+/* READV: followed by nsegs gmem_segment entries. WRITEV: the entries, then the segments' bytes back to back. */
+struct GMEM_PACKED gmem_readv_request {
+    uint32_t nsegs;
+    uint32_t flags; /* 0 */
+    struct gmem_segment segments[];
+};
+
+struct GMEM_PACKED gmem_atomic_request {
+    uint64_t gpa;      /* naturally aligned for width */
+    uint64_t operand;  /* 0 for LOAD; no bit above width bytes */
+    uint64_t expected; /* CMPXCHG only, else 0 */
+    uint8_t op;        /* GMEM_ATOMIC_* */
+    uint8_t width;     /* 1, 2, 4, 8 */
+    uint16_t flags;    /* 0 */
+    uint32_t reserved; /* 0 */
+};
+
+struct GMEM_PACKED gmem_gpc_atomic_request {
+    uint64_t handle;
+    uint64_t operand;
+    uint64_t expected;
+    uint32_t offset; /* from the start of the GPC's window */
+    uint8_t op;
+    uint8_t width;
+    uint16_t flags; /* 0 */
+};
+
 /* ---- Reply payloads --------------------------------------------------------------------------------------- */
 
 struct GMEM_PACKED gmem_hello_reply {
@@ -199,7 +250,7 @@ struct GMEM_PACKED gmem_hello_reply {
     uint32_t max_payload;
     uint32_t max_gpcs;
     uint32_t region_flags; /* GMEM_REGION_* */
-    uint32_t reserved;     /* 0 */
+    uint32_t max_segments; /* with GMEM_FEATURE_DEVICE_OPS granted, else 0 (formerly reserved) */
 };
 
 /* READ, GPC_READ: len data bytes. PING: the request's payload. Others: empty, except: */
@@ -227,6 +278,18 @@ struct GMEM_PACKED gmem_page_state_entry {
 /* Error reply payload of a READ or WRITE that failed after partial progress. */
 struct GMEM_PACKED gmem_partial_progress {
     uint64_t bytes_completed;
+};
+
+/* ATOMIC and GPC_ATOMIC reply: the old value, zero-extended (LOAD: the value; STORE: 0). */
+struct GMEM_PACKED gmem_atomic_reply {
+    uint64_t value;
+};
+
+/* Error reply payload of a READV or WRITEV that failed after partial progress. */
+struct GMEM_PACKED gmem_vector_progress {
+    uint64_t bytes_completed; /* in all, in segment order */
+    uint32_t segment;         /* the first segment not transferred whole */
+    uint32_t segment_bytes;   /* bytes of that segment transferred */
 };
 
 /* Error reply payload of HELLO with -GMEM_EPROTONOSUPPORT. */
@@ -275,10 +338,20 @@ GMEM_ASSERT_SIZE(gmem_page_state_entry, 4);
 GMEM_ASSERT_SIZE(gmem_partial_progress, 8);
 GMEM_ASSERT_SIZE(gmem_version_not_supported, 4);
 GMEM_ASSERT_SIZE(gmem_gpc_invalidated_event, 16);
+GMEM_ASSERT_SIZE(gmem_segment, 16);
+GMEM_ASSERT_SIZE(gmem_readv_request, 8);
+GMEM_ASSERT_SIZE(gmem_atomic_request, 32);
+GMEM_ASSERT_SIZE(gmem_gpc_atomic_request, 32);
+GMEM_ASSERT_SIZE(gmem_atomic_reply, 8);
+GMEM_ASSERT_SIZE(gmem_vector_progress, 16);
 
 GMEM_ASSERT_FIELD(gmem_hello_reply, region_size, 16);
 GMEM_ASSERT_FIELD(gmem_hello_reply, max_payload, 32);
-GMEM_ASSERT_FIELD(gmem_hello_reply, reserved, 44);
+GMEM_ASSERT_FIELD(gmem_hello_reply, max_segments, 44);
+GMEM_ASSERT_FIELD(gmem_readv_request, segments, 8);
+GMEM_ASSERT_FIELD(gmem_atomic_request, op, 24);
+GMEM_ASSERT_FIELD(gmem_gpc_atomic_request, offset, 24);
+GMEM_ASSERT_FIELD(gmem_gpc_atomic_request, op, 28);
 GMEM_ASSERT_FIELD(gmem_write_request, data, 16);
 GMEM_ASSERT_FIELD(gmem_gpc_write_request, data, 16);
 

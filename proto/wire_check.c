@@ -43,7 +43,7 @@ CHECK_FIELD(gmem_hello_reply, region_id, 24, 8);
 CHECK_FIELD(gmem_hello_reply, max_payload, 32, 4);
 CHECK_FIELD(gmem_hello_reply, max_gpcs, 36, 4);
 CHECK_FIELD(gmem_hello_reply, region_flags, 40, 4);
-CHECK_FIELD(gmem_hello_reply, reserved, 44, 4);
+CHECK_FIELD(gmem_hello_reply, max_segments, 44, 4);
 
 CHECK_SIZE(gmem_version_not_supported, 4);
 CHECK_FIELD(gmem_version_not_supported, highest_version, 0, 4);
@@ -59,6 +59,40 @@ CHECK_FIELD(gmem_write_request, gpa, 0, 8);
 CHECK_FIELD(gmem_write_request, len, 8, 4);
 CHECK_FIELD(gmem_write_request, flags, 12, 4);
 CHECK_ARRAY(gmem_write_request, data, 16);
+
+/* READV, WRITEV. */
+CHECK_SIZE(gmem_segment, 16);
+CHECK_FIELD(gmem_segment, gpa, 0, 8);
+CHECK_FIELD(gmem_segment, len, 8, 4);
+CHECK_FIELD(gmem_segment, reserved, 12, 4);
+CHECK_SIZE(gmem_readv_request, 8);
+CHECK_FIELD(gmem_readv_request, nsegs, 0, 4);
+CHECK_FIELD(gmem_readv_request, flags, 4, 4);
+_Static_assert(offsetof(struct gmem_readv_request, segments) == 8, "offset of gmem_readv_request.segments");
+CHECK_SIZE(gmem_vector_progress, 16);
+CHECK_FIELD(gmem_vector_progress, bytes_completed, 0, 8);
+CHECK_FIELD(gmem_vector_progress, segment, 8, 4);
+CHECK_FIELD(gmem_vector_progress, segment_bytes, 12, 4);
+
+/* ATOMIC, GPC_ATOMIC. */
+CHECK_SIZE(gmem_atomic_request, 32);
+CHECK_FIELD(gmem_atomic_request, gpa, 0, 8);
+CHECK_FIELD(gmem_atomic_request, operand, 8, 8);
+CHECK_FIELD(gmem_atomic_request, expected, 16, 8);
+CHECK_FIELD(gmem_atomic_request, op, 24, 1);
+CHECK_FIELD(gmem_atomic_request, width, 25, 1);
+CHECK_FIELD(gmem_atomic_request, flags, 26, 2);
+CHECK_FIELD(gmem_atomic_request, reserved, 28, 4);
+CHECK_SIZE(gmem_gpc_atomic_request, 32);
+CHECK_FIELD(gmem_gpc_atomic_request, handle, 0, 8);
+CHECK_FIELD(gmem_gpc_atomic_request, operand, 8, 8);
+CHECK_FIELD(gmem_gpc_atomic_request, expected, 16, 8);
+CHECK_FIELD(gmem_gpc_atomic_request, offset, 24, 4);
+CHECK_FIELD(gmem_gpc_atomic_request, op, 28, 1);
+CHECK_FIELD(gmem_gpc_atomic_request, width, 29, 1);
+CHECK_FIELD(gmem_gpc_atomic_request, flags, 30, 2);
+CHECK_SIZE(gmem_atomic_reply, 8);
+CHECK_FIELD(gmem_atomic_reply, value, 0, 8);
 
 CHECK_SIZE(gmem_partial_progress, 8);
 CHECK_FIELD(gmem_partial_progress, bytes_completed, 0, 8);

@@ -111,7 +111,7 @@ extension GuestMemory {
     }
 
     @inline(__always)
-    private func access(
+    func access(
         _ cache: GuestPageCache,
         offset: Int,
         count: Int,

@@ -82,7 +82,7 @@ extension GuestMemory {
     /// Makes `pages` accessible for one access. Returns true when `held`
     /// owns the reference afterwards, false when the caller must release it.
     @inline(__always)
-    private func hold(_ pages: PageRun, in held: inout HeldPages) throws(GmemError) -> Bool {
+    func hold(_ pages: PageRun, in held: inout HeldPages) throws(GmemError) -> Bool {
         if held.covers(pages) { return true }
         try self.table.acquire(pages)
         guard held.runs.count < HeldPages.maximumRuns else { return false }

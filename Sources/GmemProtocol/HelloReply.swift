@@ -19,7 +19,7 @@
 /// |     32 |  u32 | max_payload      |
 /// |     36 |  u32 | max_gpcs         |
 /// |     40 |  u32 | region_flags     |
-/// |     44 |  u32 | reserved = 0     |
+/// |     44 |  u32 | max_segments     | (0 unless DEVICE_OPS is granted)
 public struct HelloReply: Sendable, Hashable {
     /// Optional protocol features, requested in HELLO and granted in its reply.
     public struct Features: OptionSet, Hashable, Sendable {
@@ -36,7 +36,12 @@ public struct HelloReply: Sendable, Hashable {
         public static let events = Features(rawValue: 1 << 0)
 
         /// Every feature protocol v1 defines. A server grants `requested ∩ supported`; unknown bits are not an error.
-        public static let all: Features = [.events]
+        /// Bit 1: READV, WRITEV, ATOMIC and GPC_ATOMIC are served, and ``HelloReply/maxSegments`` says how many
+        /// segments a READV or WRITEV may carry.
+        public static let deviceOps = Features(rawValue: 1 << 1)
+
+        /// Every feature protocol v1 defines. A server grants `requested ∩ supported`; unknown bits are not an error.
+        public static let all: Features = [.events, .deviceOps]
     }
 
     /// Properties of the guest memory region.
@@ -81,6 +86,9 @@ public struct HelloReply: Sendable, Hashable {
     public var maxGpcs: UInt32
     /// Properties of the region.
     public var regionFlags: RegionFlags
+    /// The most segments of a READV or WRITEV; reported only with ``Features/deviceOps``, else 0 (the field was
+    /// `reserved` before DEVICE_OPS, so a client that does not request it still sees 0 there).
+    public var maxSegments: UInt32
 
     /// Creates a reply from its fields.
     public init(
@@ -92,7 +100,8 @@ public struct HelloReply: Sendable, Hashable {
         regionID: UInt64,
         maxPayload: UInt32,
         maxGpcs: UInt32,
-        regionFlags: RegionFlags
+        regionFlags: RegionFlags,
+        maxSegments: UInt32 = 0
     ) {
         self.version = version
         self.features = features
@@ -103,6 +112,7 @@ public struct HelloReply: Sendable, Hashable {
         self.maxPayload = maxPayload
         self.maxGpcs = maxGpcs
         self.regionFlags = regionFlags
+        self.maxSegments = features.contains(.deviceOps) ? maxSegments : 0
     }
 }
 
@@ -123,13 +133,13 @@ extension HelloReply: WireEncodable, WireDecodable {
         writer.writeInteger(self.maxPayload)
         writer.writeInteger(self.maxGpcs)
         writer.writeInteger(self.regionFlags.rawValue)
-        writer.writeInteger(UInt32(0))
+        writer.writeInteger(self.maxSegments)
     }
 
     /// Decodes a 48-byte payload.
     ///
     /// Unknown feature and region flag bits are kept. - Throws: ``Errno/protocolError`` if the payload is not 48
-    /// bytes or the reserved field is not 0.
+    /// bytes, or if `max_segments` is not 0 without DEVICE_OPS (it is the reserved field then).
     public init(decoding payload: UnsafeRawBufferPointer) throws(Errno) {
         var reader = WireReader(payload, malformedError: .protocolError)
         try reader.expectReadableBytes(HelloReply.size)
@@ -142,7 +152,8 @@ extension HelloReply: WireEncodable, WireDecodable {
         self.maxPayload = try reader.readInteger()
         self.maxGpcs = try reader.readInteger()
         self.regionFlags = RegionFlags(rawValue: try reader.readInteger())
-        try reader.readZeroUInt32()
+        self.maxSegments = try reader.readInteger()
+        guard self.features.contains(.deviceOps) || self.maxSegments == 0 else { throw .protocolError }
         try reader.expectAtEnd()
     }
 }

@@ -49,6 +49,14 @@ extension Opcode {
     public static let stats = Opcode(rawValue: 12)
     /// 13: per-page refcount and state.
     public static let pageState = Opcode(rawValue: 13)
+    /// 14: read several segments of guest memory in one request.
+    public static let readv = Opcode(rawValue: 14)
+    /// 15: write several segments of guest memory in one request.
+    public static let writev = Opcode(rawValue: 15)
+    /// 16: an atomic operation on a naturally aligned value of guest memory.
+    public static let atomic = Opcode(rawValue: 16)
+    /// 17: an atomic operation through a guest page cache.
+    public static let gpcAtomic = Opcode(rawValue: 17)
 
     /// 0x80: event frame sent when a guest page cache loses its mapping.
     public static let gpcInvalidated = Opcode(rawValue: 0x80)
@@ -56,16 +64,16 @@ extension Opcode {
     /// Every request opcode of protocol v1, in numeric order.
     public static let allRequests: [Opcode] = [
         .hello, .ping, .read, .write, .gpcActivate, .gpcDeactivate, .gpcRead, .gpcWrite, .gpcRefresh,
-        .setAttributes, .discard, .stats, .pageState,
+        .setAttributes, .discard, .stats, .pageState, .readv, .writev, .atomic, .gpcAtomic,
     ]
 
     /// Every event opcode of protocol v1.
     public static let allEvents: [Opcode] = [.gpcInvalidated]
 
-    /// Whether a client may send this opcode in a request (1 through 13).
+    /// Whether a client may send this opcode in a request (1 through 17).
     @inlinable
     public var isKnownRequest: Bool {
-        self.rawValue >= Opcode.hello.rawValue && self.rawValue <= Opcode.pageState.rawValue
+        self.rawValue >= Opcode.hello.rawValue && self.rawValue <= Opcode.gpcAtomic.rawValue
     }
 
     /// Whether this opcode is one of the event opcodes of protocol v1.
@@ -76,10 +84,11 @@ extension Opcode {
 
     /// Whether a request with this opcode changes guest memory or its attributes.
     ///
-    /// A read-only client sending one of these gets `-EPERM` (precedence rule 5).
+    /// A read-only client sending one of these gets `-EPERM` (precedence rule 5). ATOMIC and GPC_ATOMIC modify
+    /// unless their operation is LOAD, which only ``Request/isModifying`` can tell.
     @inlinable
     public var isModifying: Bool {
-        self == .write || self == .gpcWrite || self == .setAttributes || self == .discard
+        self == .write || self == .gpcWrite || self == .setAttributes || self == .discard || self == .writev
     }
 }
 
@@ -100,6 +109,10 @@ extension Opcode: CustomStringConvertible {
         case .discard: return "DISCARD"
         case .stats: return "STATS"
         case .pageState: return "PAGE_STATE"
+        case .readv: return "READV"
+        case .writev: return "WRITEV"
+        case .atomic: return "ATOMIC"
+        case .gpcAtomic: return "GPC_ATOMIC"
         case .gpcInvalidated: return "GPC_INVALIDATED"
         default: return "OPCODE(0x\(hex(self.rawValue, digits: 4)))"
         }

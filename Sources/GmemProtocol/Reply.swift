@@ -80,6 +80,20 @@ public enum Reply {
         payload.write(to: &writer)
     }
 
+    /// Appends the error reply to a READV or WRITEV that failed after partial progress: status `-errno`, payload
+    /// ``VectorProgressPayload``.
+    @inlinable
+    public static func encodeVectorPartialFailure(
+        replyingTo request: FrameHeader,
+        _ errno: Errno,
+        progress: VectorProgressPayload,
+        into writer: inout some WireWriter
+    ) {
+        FrameHeader.reply(to: request, status: errno.wireStatus, payloadLength: progress.encodedLength)
+            .write(to: &writer)
+        progress.write(to: &writer)
+    }
+
     /// Appends the `-EPROTONOSUPPORT` reply to a HELLO with an unsupported version; the server closes the
     /// connection after sending it.
     @inlinable

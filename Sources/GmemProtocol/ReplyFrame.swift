@@ -61,8 +61,16 @@ public struct ReplyFrame: Sendable, Hashable {
 
     /// The bytes completed before a READ or WRITE failed, if this error reply carries them.
     public var bytesCompleted: UInt64? {
-        guard self.errno != nil, self.payload.count == PartialProgressPayload.size else { return nil }
+        guard self.errno != nil else { return nil }
+        if let progress = self.vectorProgress { return progress.bytesCompleted }
+        guard self.payload.count == PartialProgressPayload.size else { return nil }
         return try? PartialProgressPayload(decoding: self.payload).bytesCompleted
+    }
+
+    /// How far a READV or WRITEV got before it failed, if this error reply says.
+    public var vectorProgress: VectorProgressPayload? {
+        guard self.errno != nil, self.header.opcode == .readv || self.header.opcode == .writev else { return nil }
+        return try? VectorProgressPayload(decoding: self.payload)
     }
 
     /// The highest version the server supports, if this is the `-EPROTONOSUPPORT` reply to HELLO.
@@ -96,6 +104,7 @@ public struct ReplyFrame: Sendable, Hashable {
             guard payloadLength != 0 else { return }
             let isPartialProgress =
                 (header.opcode == .read || header.opcode == .write) && payloadLength == PartialProgressPayload.size
+                || (header.opcode == .readv || header.opcode == .writev) && payloadLength == VectorProgressPayload.size
             let isVersionNotSupported =
                 header.opcode == .hello && errno == .protocolNotSupported
                 && payloadLength == VersionNotSupportedPayload.size

@@ -12,8 +12,10 @@ extension Request {
     /// Checks, first failure wins:
     /// 1. (rule 3) the opcode is a request opcode: otherwise ``Errno/operationNotSupported``;
     /// 2. (rule 4) header flags and status are 0, `header.length` is `16 + payload.count`, the payload has exactly
-    ///    the opcode's size (`16 + len` for WRITE and GPC_WRITE), every flags and reserved field is 0 and
-    ///    SET_ATTRIBUTES sets no bit but PRIVATE: otherwise ``Errno/invalidArgument``.
+    ///    the opcode's size (`16 + len` for WRITE and GPC_WRITE, `8 + 16 × nsegs` for READV plus the lengths' sum for
+    ///    WRITEV), every flags and reserved field is 0, SET_ATTRIBUTES sets no bit but PRIVATE, and ATOMIC and
+    ///    GPC_ATOMIC name a known operation and width and set no operand bit they do not use:
+    ///    otherwise ``Errno/invalidArgument``.
     ///
     /// The server checks rule 2 (HELLO first) *before* calling this, since it outranks rule 3, and rules 5 to 9
     /// after it. Byte payloads in the result point into `payload`. Never traps, whatever the input.
@@ -125,8 +127,69 @@ extension Request {
             try reader.readZeroUInt32()
             return .pageState(gpa: gpa, pageCount: pageCount)
 
+        case .readv:
+            return .readv(segments: try Request.readSegmentTable(from: &reader).segments)
+
+        case .writev:
+            let (segments, total) = try Request.readSegmentTable(from: &reader, withData: true)
+            try reader.expectReadableBytes(Int(clamping: total))
+            return .writev(segments: segments, data: reader.readRemainingBytes())
+
+        case .atomic:
+            let gpa = try reader.readInteger(as: UInt64.self)
+            let (operand, expected) = (try reader.readInteger(as: UInt64.self), try reader.readInteger(as: UInt64.self))
+            let arguments = try Request.readAtomicArguments(operand: operand, expected: expected, from: &reader)
+            try reader.readZeroUInt32()
+            return .atomic(gpa: gpa, arguments)
+
+        case .gpcAtomic:
+            let handle = try reader.readInteger(as: UInt64.self)
+            let (operand, expected) = (try reader.readInteger(as: UInt64.self), try reader.readInteger(as: UInt64.self))
+            let offset = try reader.readInteger(as: UInt32.self)
+            let arguments = try Request.readAtomicArguments(operand: operand, expected: expected, from: &reader)
+            return .gpcAtomic(handle: handle, offset: offset, arguments)
+
         default:
             throw .operationNotSupported
         }
+    }
+
+    /// Reads `{u32 nsegs, u32 flags = 0}` and the segment table. Without data, the table must end the payload;
+    /// with it, returns the sum of the lengths the data must match.
+    private static func readSegmentTable(
+        from reader: inout WireReader,
+        withData: Bool = false
+    ) throws(Errno) -> (segments: [WireSegment], total: UInt64) {
+        let count = Int(try reader.readInteger(as: UInt32.self))
+        try reader.readZeroUInt32()
+        // Check the table's size before allocating for it: `count` is the client's word.
+        let tableSize = count * WireSegment.size
+        guard withData ? reader.readableBytes >= tableSize : reader.readableBytes == tableSize else {
+            throw .invalidArgument
+        }
+        var segments: [WireSegment] = []
+        segments.reserveCapacity(count)
+        var total: UInt64 = 0
+        for _ in 0..<count {
+            let segment = WireSegment(gpa: try reader.readInteger(), length: try reader.readInteger())
+            try reader.readZeroUInt32()
+            total += UInt64(segment.length)
+            segments.append(segment)
+        }
+        return (segments, total)
+    }
+
+    /// Reads `{u8 op, u8 width, u16 flags = 0}` and checks the arguments' rule 4.
+    private static func readAtomicArguments(
+        operand: UInt64,
+        expected: UInt64,
+        from reader: inout WireReader
+    ) throws(Errno) -> AtomicArguments {
+        guard let op = AtomicOp(rawValue: try reader.readInteger(as: UInt8.self)) else { throw .invalidArgument }
+        let width = try reader.readInteger(as: UInt8.self)
+        guard try reader.readInteger(as: UInt16.self) == 0 else { throw .invalidArgument }
+        let arguments = AtomicArguments(op: op, width: width, operand: operand, expected: expected)
+        guard arguments.isWellFormed else { throw .invalidArgument }
+        return arguments
     }
 }

@@ -95,6 +95,44 @@ extension Request {
             writer.writeInteger(gpa)
             writer.writeInteger(pageCount)
             writer.writeInteger(UInt32(0))
+
+        case .readv(let segments):
+            Request.writeSegmentTable(segments, to: &writer)
+
+        case .writev(let segments, let data):
+            Request.writeSegmentTable(segments, to: &writer)
+            writer.writeBytes(data)
+
+        case .atomic(let gpa, let arguments):
+            writer.writeInteger(gpa)
+            writer.writeInteger(arguments.operand)
+            writer.writeInteger(arguments.expected)
+            Request.writeAtomicOperation(arguments, to: &writer)
+            writer.writeInteger(UInt32(0))
+
+        case .gpcAtomic(let handle, let offset, let arguments):
+            writer.writeInteger(handle)
+            writer.writeInteger(arguments.operand)
+            writer.writeInteger(arguments.expected)
+            writer.writeInteger(offset)
+            Request.writeAtomicOperation(arguments, to: &writer)
         }
+    }
+
+    private static func writeSegmentTable(_ segments: [WireSegment], to writer: inout some WireWriter) {
+        writer.writeInteger(UInt32(truncatingIfNeeded: segments.count))
+        writer.writeInteger(UInt32(0))
+        for segment in segments {
+            writer.writeInteger(segment.gpa)
+            writer.writeInteger(segment.length)
+            writer.writeInteger(UInt32(0))
+        }
+    }
+
+    /// `{u8 op, u8 width, u16 flags = 0}`.
+    private static func writeAtomicOperation(_ arguments: AtomicArguments, to writer: inout some WireWriter) {
+        writer.writeInteger(arguments.op.rawValue)
+        writer.writeInteger(arguments.width)
+        writer.writeInteger(UInt16(0))
     }
 }

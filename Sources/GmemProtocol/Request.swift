@@ -56,6 +56,18 @@ public enum Request {
 
     /// PAGE_STATE `{u64 gpa, u32 npages, u32 flags = 0}`.
     case pageState(gpa: UInt64, pageCount: UInt32)
+
+    /// READV `{u32 nsegs, u32 flags = 0, nsegs × {u64 gpa, u32 len, u32 reserved = 0}}`.
+    case readv(segments: [WireSegment])
+
+    /// WRITEV: READV's fields, then the segments' bytes back to back; `data.count` is the sum of their lengths.
+    case writev(segments: [WireSegment], data: UnsafeRawBufferPointer)
+
+    /// ATOMIC `{u64 gpa, u64 operand, u64 expected, u8 op, u8 width, u16 flags = 0, u32 reserved = 0}`.
+    case atomic(gpa: UInt64, AtomicArguments)
+
+    /// GPC_ATOMIC `{u64 handle, u64 operand, u64 expected, u32 offset, u8 op, u8 width, u16 flags = 0}`.
+    case gpcAtomic(handle: UInt64, offset: UInt32, AtomicArguments)
 }
 
 /// A `Request` may borrow the caller's frame buffer, so it must not cross isolation domains.
@@ -80,6 +92,10 @@ extension Request {
         case .discard: return .discard
         case .stats: return .stats
         case .pageState: return .pageState
+        case .readv: return .readv
+        case .writev: return .writev
+        case .atomic: return .atomic
+        case .gpcAtomic: return .gpcAtomic
         }
     }
 
@@ -90,19 +106,26 @@ extension Request {
         case .ping(let payload): return payload.count
         case .write(_, let data): return 16 + data.count
         case .gpcWrite(_, _, let data): return 16 + data.count
+        case .readv(let segments): return 8 + WireSegment.size * segments.count
+        case .writev(let segments, let data): return 8 + WireSegment.size * segments.count + data.count
         default: return Request.fixedPayloadLength(of: self.opcode) ?? 0
         }
     }
 
-    /// Whether this request changes guest memory or its attributes (WRITE, GPC_WRITE, SET_ATTRIBUTES, DISCARD).
+    /// Whether this request changes guest memory or its attributes (WRITE, GPC_WRITE, SET_ATTRIBUTES, DISCARD,
+    /// WRITEV, and ATOMIC or GPC_ATOMIC with any operation but LOAD).
     ///
     /// A read-only client sending one gets `-EPERM` (precedence rule 5).
     @inlinable
     public var isModifying: Bool {
-        self.opcode.isModifying
+        switch self {
+        case .atomic(_, let arguments), .gpcAtomic(_, _, let arguments): return arguments.op.isModifying
+        default: return self.opcode.isModifying
+        }
     }
 
-    /// The payload size of a fixed-size request opcode, or `nil` for PING, WRITE, GPC_WRITE and unknown opcodes.
+    /// The payload size of a fixed-size request opcode, or `nil` for PING, WRITE, GPC_WRITE, READV, WRITEV and
+    /// unknown opcodes.
     ///
     /// `proto/gmem_wire.h` mirrors these sizes for C and Rust clients.
     @inlinable
@@ -118,6 +141,8 @@ extension Request {
         case .discard: return 16
         case .stats: return 0
         case .pageState: return 16
+        case .atomic: return 32
+        case .gpcAtomic: return 32
         default: return nil
         }
     }
@@ -154,6 +179,14 @@ extension Request: CustomStringConvertible {
             return "STATS"
         case .pageState(let gpa, let pageCount):
             return "PAGE_STATE gpa=0x\(hex(gpa, digits: 1)) npages=\(pageCount)"
+        case .readv(let segments):
+            return "READV nsegs=\(segments.count)"
+        case .writev(let segments, let data):
+            return "WRITEV nsegs=\(segments.count) len=\(data.count)"
+        case .atomic(let gpa, let arguments):
+            return "ATOMIC \(arguments.op) width=\(arguments.width) gpa=0x\(hex(gpa, digits: 1))"
+        case .gpcAtomic(let handle, let offset, let arguments):
+            return "GPC_ATOMIC \(arguments.op) width=\(arguments.width) handle=\(handle) offset=\(offset)"
         }
     }
 }

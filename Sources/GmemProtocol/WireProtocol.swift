@@ -25,6 +25,9 @@ public enum WireProtocol {
     /// The largest payload that a `u32` frame length can describe (`UInt32.max - 16`).
     public static let largestRepresentablePayload = Int(clamping: UInt32.max - UInt32(16))
 
+    /// The most segments a READV or WRITEV may carry unless the server says otherwise in HELLO; the protocol's floor.
+    public static let defaultMaxSegments = 64
+
     /// The SET_ATTRIBUTES attribute bit that marks memory as private to the guest. Every other bit is invalid.
     public static let attributePrivate: UInt64 = 8
 

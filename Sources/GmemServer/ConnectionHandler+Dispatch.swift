@@ -93,6 +93,14 @@ extension ConnectionHandler {
                     )
                 }
                 Reply.encode(replyingTo: header, payload: PageStateReply(entries: entries), into: &self.outbound)
+            case .readv(let segments):
+                try self.readv(header, segments: segments)
+            case .writev(let segments, let data):
+                try self.writev(header, segments: segments, data: data)
+            case .atomic(let gpa, let arguments):
+                try self.atomic(header, gpa: gpa, arguments)
+            case .gpcAtomic(let handle, let offset, let arguments):
+                try self.gpcAtomic(header, handle: handle, offset: offset, arguments)
             }
         } catch {
             self.fail(header, error)
@@ -117,7 +125,7 @@ extension ConnectionHandler {
     /// Writes a reply of `length` bytes that `copy` fills straight from guest
     /// memory into the outbound buffer: no intermediate copy. On error the
     /// half-written reply is dropped before the error reply is appended.
-    private func replyWithCopy(
+    func replyWithCopy(
         _ header: FrameHeader,
         length: Int,
         _ copy: (UnsafeMutableRawBufferPointer) throws(GmemError) -> Void

@@ -38,7 +38,9 @@ struct GlobalOptions: ParsableArguments {
     /// with `--json`) and turned into exit status 1. An `ExitCode` thrown by `body` passes through unchanged.
     func withClient(events: Bool = false, _ body: (GmemClient) async throws -> Void) async throws {
         do {
-            let client = try await GmemClient.connect(path: self.socketPath, features: events ? .events : [])
+            // DEVICE_OPS costs nothing and makes `info` report max_segments.
+            let features: HelloReply.Features = events ? [.events, .deviceOps] : [.deviceOps]
+            let client = try await GmemClient.connect(path: self.socketPath, features: features)
             do {
                 try await body(client)
             } catch {

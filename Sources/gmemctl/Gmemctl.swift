@@ -24,7 +24,7 @@ struct Gmemctl: AsyncParsableCommand {
             """,
         subcommands: [
             Info.self, Ping.self, Read.self, Write.self, Discard.self, Convert.self, Stats.self, Pages.self,
-            Session.self,
+            Readv.self, Atomic.self, Session.self,
         ]
     )
 

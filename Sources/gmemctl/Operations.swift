@@ -20,7 +20,7 @@ enum Operations {
         let hello = client.hello
         let features = featureNames(hello.features)
         let flags = regionFlagNames(hello.regionFlags)
-        let rows: [(String, String)] = [
+        var rows: [(String, String)] = [
             ("socket", client.socketPath),
             ("version", "\(hello.version)"),
             ("features", features.isEmpty ? "none" : features.joined(separator: "|")),
@@ -32,7 +32,10 @@ enum Operations {
             ("max_gpcs", "\(hello.maxGpcs)"),
             ("region_flags", flags.isEmpty ? "none" : flags.joined(separator: "|")),
         ]
-        let json = JSONValue.object([
+        // max_segments means something only with DEVICE_OPS granted (it is the reserved field otherwise).
+        let deviceOps = hello.features.contains(.deviceOps)
+        if deviceOps { rows.insert(("max_segments", "\(hello.maxSegments)"), at: 9) }
+        var json: [(String, JSONValue)] = [
             ("socket", .string(client.socketPath)),
             ("version", .number(hello.version)),
             ("features", .array(features.map { .string($0) })),
@@ -45,13 +48,19 @@ enum Operations {
             ("region_flags", .array(flags.map { .string($0) })),
             ("read_only", .bool(hello.regionFlags.contains(.readOnly))),
             ("recovered", .bool(hello.regionFlags.contains(.recovered))),
-        ])
-        return Report(text: table(rows), json: json)
+        ]
+        if deviceOps { json.append(("max_segments", .number(hello.maxSegments))) }
+        return Report(text: table(rows), json: .object(json))
     }
 
-    /// `EVENTS`, or `BIT(n)` for bits protocol v1 does not define.
+    /// `EVENTS`, `DEVICE_OPS`, or `BIT(n)` for bits protocol v1 does not define.
     static func featureNames(_ features: HelloReply.Features) -> [String] {
-        names(features.rawValue, known: [(HelloReply.Features.events.rawValue, "EVENTS")])
+        names(
+            features.rawValue,
+            known: [
+                (HelloReply.Features.events.rawValue, "EVENTS"), (HelloReply.Features.deviceOps.rawValue, "DEVICE_OPS"),
+            ]
+        )
     }
 
     /// `NO_DIRECT_MAP`, `SECRETMEM`, `READ_ONLY`, `RECOVERED`, or `BIT(n)`.

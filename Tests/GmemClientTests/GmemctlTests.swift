@@ -161,4 +161,50 @@ struct GmemctlTests {
         #expect(result.status == 1)
         #expect(result.standardError == "gmemctl: cannot connect to gmemd at \(socket): No such file or directory\n")
     }
+
+    @Test("readv prints a hexdump per segment; atomic prints the old value; both refuse bad arguments")
+    func deviceOps() async throws {
+        try await withDaemon { daemon in
+            let write = try await daemon.gmemctl(["write", "0x1000", "--hex", "0102030405060708"])
+            #expect(write.status == 0, "\(write.standardError)")
+            let readv = try await daemon.gmemctl(["readv", "0x1004:4", "4K:2", "0x2000:0"])
+            #expect(readv.status == 0, "\(readv.standardError)")
+            #expect(
+                readv.output == """
+                    00001004: 0506 0708                                ....
+                    00001000: 0102                                     ..
+                    0x2000: (empty)
+
+                    """
+            )
+            let json = try jsonObject(try await daemon.gmemctl(["readv", "0x1000:3", "--json"]))
+            let segments = try #require(json["segments"] as? [[String: Any]])
+            #expect(segments.first?["hex"] as? String == "010203")
+
+            let add = try await daemon.gmemctl(["atomic", "fetch-add", "0x1000", "0x10"])
+            #expect(add.status == 0, "\(add.standardError)")
+            #expect(add.output == "FETCH_ADD 8 bytes at 0x1000: old 0x807060504030201 (578437695752307201)\n")
+            let cmpxchg = try await daemon.gmemctl([
+                "atomic", "cmpxchg", "0x1000", "7", "--expected", "0x11", "--width", "1",
+            ])
+            #expect(cmpxchg.output == "CMPXCHG 1 bytes at 0x1000: old 0x11 (17), stored\n")
+            let load = try jsonObject(try await daemon.gmemctl(["atomic", "load", "0x1000", "--width", "2", "--json"]))
+            #expect(load["value"] as? Int == 0x0207)
+
+            let misaligned = try await daemon.gmemctl(["atomic", "load", "0x1001"])
+            #expect(misaligned.status == 1)
+            #expect(misaligned.standardError.hasPrefix("gmemctl: EINVAL: "), "\(misaligned.standardError)")
+            let outside = try await daemon.gmemctl(["readv", "0x1000:4", "64M:4"])
+            #expect(outside.status == 1)
+            #expect(outside.standardError.hasPrefix("gmemctl: EFAULT: "), "\(outside.standardError)")
+            for usage in [
+                ["atomic", "frobnicate", "0"], ["atomic", "load", "0", "5"], ["atomic", "fetch-add", "0"],
+                ["atomic", "store", "0", "1", "--expected", "2"], ["atomic", "load", "0", "--width", "3"],
+                ["readv"], ["readv", "0x1000"],
+            ] {
+                let result = try await daemon.gmemctl(usage)
+                #expect(result.status == 2, "\(usage): \(result.standardError)")
+            }
+        }
+    }
 }

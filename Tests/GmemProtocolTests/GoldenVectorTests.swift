@@ -23,6 +23,22 @@ struct GoldenVectorTests {
         "request.hello_version_2": .hello(version: 2, features: 0),
         "request.read_before_hello": .read(gpa: 0, length: 8),
         "request.write_partial": .write(gpa: 0x1ffc, data: [0, 1, 2, 3, 4, 5, 6, 7]),
+        "request.hello_device_ops": .hello(version: 1, features: 3),
+        "request.readv": .readv(segments: [WireSegment(gpa: 0x1000, length: 4), WireSegment(gpa: 0x3000, length: 2)]),
+        "request.writev": .writev(
+            segments: [WireSegment(gpa: 0x2000, length: 2), WireSegment(gpa: 0x4000, length: 3)],
+            data: [0x11, 0x22, 0x33, 0x44, 0x55]
+        ),
+        "request.atomic": .atomic(gpa: 0x6000, AtomicArguments(op: .fetchAdd, width: 8, operand: 1)),
+        "request.gpc_atomic": .gpcAtomic(
+            handle: 1,
+            offset: 8,
+            AtomicArguments(op: .compareExchange, width: 4, operand: 7, expected: 5)
+        ),
+        "request.writev_partial": .writev(
+            segments: [WireSegment(gpa: 0x1000, length: 4), WireSegment(gpa: 0x8000, length: 4)],
+            data: [0, 1, 2, 3, 4, 5, 6, 7]
+        ),
     ]
 
     @Test("the vectors file parses and covers every opcode")
@@ -132,11 +148,24 @@ struct GoldenVectorTests {
             regionFlags: [.noDirectMap, .secretmem]
         )
         try check("hello") { Reply.encode(replyingTo: $0, payload: hello, into: &$1) }
+        var deviceOps = hello
+        deviceOps.features = [.events, .deviceOps]
+        deviceOps.maxSegments = 64
+        try check("hello_device_ops") { Reply.encode(replyingTo: $0, payload: deviceOps, into: &$1) }
+        try check("readv") {
+            Reply.encode(replyingTo: $0, payload: [0xaa, 0xbb, 0xcc, 0xdd, 1, 2] as [UInt8], into: &$1)
+        }
+        try check("atomic") { Reply.encode(replyingTo: $0, payload: AtomicReply(value: 41), into: &$1) }
+        try check("gpc_atomic") { Reply.encode(replyingTo: $0, payload: AtomicReply(value: 5), into: &$1) }
+        try check("writev_partial") {
+            let progress = VectorProgressPayload(bytesCompleted: 4, segment: 1, segmentBytes: 0)
+            Reply.encodeVectorPartialFailure(replyingTo: $0, .noMemory, progress: progress, into: &$1)
+        }
         try check("ping") { Reply.encode(replyingTo: $0, payload: Array("gmemd".utf8), into: &$1) }
         try check("read") { Reply.encode(replyingTo: $0, payload: Array(0x10...0x1f) as [UInt8], into: &$1) }
         try check("gpc_activate") { Reply.encode(replyingTo: $0, payload: GpcActivateReply(handle: 1), into: &$1) }
         try check("gpc_read") { Reply.encode(replyingTo: $0, payload: [0xaa, 0xbb, 0xcc, 0xdd] as [UInt8], into: &$1) }
-        for name in ["write", "gpc_deactivate", "gpc_write", "gpc_refresh", "set_attributes", "discard"] {
+        for name in ["write", "writev", "gpc_deactivate", "gpc_write", "gpc_refresh", "set_attributes", "discard"] {
             try check(name) { Reply.encodeEmpty(replyingTo: $0, into: &$1) }
         }
         let stats = try StatsReply([
@@ -204,6 +233,17 @@ struct GoldenVectorTests {
         #expect(partial.highestSupportedVersion == nil)
 
         #expect(try reply("read_before_hello").errno == .protocolError)
+
+        let deviceOps = try reply("hello_device_ops").decodePayload(as: HelloReply.self)
+        #expect(deviceOps.features == [.events, .deviceOps] && deviceOps.maxSegments == 64)
+        #expect(hello.maxSegments == 0)
+        #expect(try reply("atomic").decodePayload(as: AtomicReply.self).value == 41)
+        #expect(try reply("gpc_atomic").decodePayload(as: AtomicReply.self).value == 5)
+        let vectorPartial = try reply("writev_partial")
+        #expect(vectorPartial.errno == .noMemory)
+        #expect(vectorPartial.vectorProgress == VectorProgressPayload(bytesCompleted: 4, segment: 1, segmentBytes: 0))
+        #expect(vectorPartial.bytesCompleted == 4)
+        #expect(partial.vectorProgress == nil)
 
         let event = try ReplyFrame(decoding: try #require(GoldenVectors.frame(named: "event.gpc_invalidated")).bytes)
         #expect(event.isEvent)

@@ -128,6 +128,10 @@ enum OwnedRequest: Hashable {
     case discard(gpa: UInt64, size: UInt64)
     case stats
     case pageState(gpa: UInt64, pageCount: UInt32)
+    case readv(segments: [WireSegment])
+    case writev(segments: [WireSegment], data: [UInt8])
+    case atomic(gpa: UInt64, AtomicArguments)
+    case gpcAtomic(handle: UInt64, offset: UInt32, AtomicArguments)
 
     init(_ request: Request) {
         switch request {
@@ -147,6 +151,11 @@ enum OwnedRequest: Hashable {
         case .discard(let gpa, let size): self = .discard(gpa: gpa, size: size)
         case .stats: self = .stats
         case .pageState(let gpa, let pageCount): self = .pageState(gpa: gpa, pageCount: pageCount)
+        case .readv(let segments): self = .readv(segments: segments)
+        case .writev(let segments, let data): self = .writev(segments: segments, data: Array(data))
+        case .atomic(let gpa, let arguments): self = .atomic(gpa: gpa, arguments)
+        case .gpcAtomic(let handle, let offset, let arguments):
+            self = .gpcAtomic(handle: handle, offset: offset, arguments)
         }
     }
 
@@ -170,6 +179,12 @@ enum OwnedRequest: Hashable {
         case .discard(let gpa, let size): return try body(.discard(gpa: gpa, size: size))
         case .stats: return try body(.stats)
         case .pageState(let gpa, let pageCount): return try body(.pageState(gpa: gpa, pageCount: pageCount))
+        case .readv(let segments): return try body(.readv(segments: segments))
+        case .writev(let segments, let data):
+            return try data.withUnsafeBytes { try body(.writev(segments: segments, data: $0)) }
+        case .atomic(let gpa, let arguments): return try body(.atomic(gpa: gpa, arguments))
+        case .gpcAtomic(let handle, let offset, let arguments):
+            return try body(.gpcAtomic(handle: handle, offset: offset, arguments))
         }
     }
 

@@ -88,6 +88,28 @@ struct RequestDecodingTests {
             RawFrame(opcode: 13, payload: le(UInt64(0x3000), UInt32.max, UInt32(0))),
             .pageState(gpa: 0x3000, pageCount: .max)
         ),
+        (
+            RawFrame(opcode: 14, payload: le(UInt32(1), UInt32(0), UInt64(0x10), UInt32(9), UInt32(0))),
+            .readv(segments: [WireSegment(gpa: 0x10, length: 9)])
+        ),
+        (
+            RawFrame(opcode: 15, payload: le(UInt32(1), UInt32(0), UInt64(0x10), UInt32(2), UInt32(0)) + [5, 6]),
+            .writev(segments: [WireSegment(gpa: 0x10, length: 2)], data: [5, 6])
+        ),
+        (
+            RawFrame(
+                opcode: 16,
+                payload: le(UInt64(0x18), UInt64(9), UInt64(0), UInt8(4), UInt8(8), UInt16(0), UInt32(0))
+            ),
+            .atomic(gpa: 0x18, AtomicArguments(op: .fetchAdd, width: 8, operand: 9))
+        ),
+        (
+            RawFrame(
+                opcode: 17,
+                payload: le(UInt64(3), UInt64(2), UInt64(1), UInt32(4), UInt8(3), UInt8(2), UInt16(0))
+            ),
+            .gpcAtomic(handle: 3, offset: 4, AtomicArguments(op: .compareExchange, width: 2, operand: 2, expected: 1))
+        ),
     ]
 
     @Test("every opcode decodes to its fields and re-encodes to the same bytes", arguments: 0..<wellFormed.count)
@@ -127,7 +149,7 @@ struct RequestDecodingTests {
 
     @Test(
         "unknown opcodes are -EOPNOTSUPP, before any shape check",
-        arguments: [0, 14, 0x7f, 0x80, 0x81, 0xffff] as [UInt16]
+        arguments: [0, 18, 0x7f, 0x80, 0x81, 0xffff] as [UInt16]
     )
     func unknownOpcode(opcode: UInt16) {
         #expect(throws: Errno.operationNotSupported) { try RawFrame(opcode: opcode).decode() }
@@ -163,7 +185,9 @@ struct RequestDecodingTests {
             frame.payload = [UInt8](repeating: 0, count: size - 1)
             #expect(throws: Errno.invalidArgument) { try frame.decode() }
         }
-        frame.payload = [UInt8](repeating: 0, count: size)
+        // ATOMIC's zero width is itself invalid, so the exact size is checked with the well-formed payload.
+        frame = try #require(Self.wellFormed.first { $0.frame.opcode == opcode.rawValue }).frame
+        #expect(frame.payload.count == size)
         #expect(throws: Never.self) { try frame.decode() }
     }
 
@@ -237,7 +261,7 @@ struct RequestDecodingTests {
 
     @Test("request properties")
     func properties() {
-        #expect(Opcode.allRequests.filter(\.isModifying) == [.write, .gpcWrite, .setAttributes, .discard])
+        #expect(Opcode.allRequests.filter(\.isModifying) == [.write, .gpcWrite, .setAttributes, .discard, .writev])
         let allKnown = Opcode.allRequests.allSatisfy { $0.isKnownRequest }
         #expect(allKnown)
         #expect(!Opcode.gpcInvalidated.isKnownRequest)

@@ -113,7 +113,7 @@ struct WireBasicsTests {
         #expect(
             [HelloReply.RegionFlags.noDirectMap, .secretmem, .readOnly, .recovered].map(\.rawValue) == [1, 2, 4, 8]
         )
-        #expect(Opcode.allRequests.map(\.rawValue) == Array(1...13))
+        #expect(Opcode.allRequests.map(\.rawValue) == Array(1...17))
         #expect(Opcode.gpcInvalidated.rawValue == 0x80)
     }
 }

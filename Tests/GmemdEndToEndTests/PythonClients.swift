@@ -109,4 +109,42 @@ enum PythonClients {
         while True:
             signal.pause()
         """#
+
+    /// Connects to `argv[1]` and adds 1 to the u64 at `argv[2]` `argv[3]` times with FETCH_ADD, by address
+    /// (`argv[4]` = `atomic`, ATOMIC) or through a GPC on it (`gpc`, GPC_ATOMIC), 64 requests in flight at a time.
+    /// Prints `done <count>` when every reply succeeded, else `failed <status>` and exits 1.
+    static let fetchAdder = #"""
+        import socket, struct, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(sys.argv[1])
+        gpa, count, mode = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+        \#(receiveExactly)
+
+        def reply():
+            header = recv_exact(16)
+            length, status = struct.unpack_from('<I', header)[0], struct.unpack_from('<i', header, 12)[0]
+            payload = recv_exact(length - 16)
+            if status != 0:
+                print('failed', status, flush=True); sys.exit(1)
+            return payload
+
+        s.sendall(struct.pack('<IHHIiII', 24, 1, 0, 1, 0, 1, 0))
+        reply()
+        if mode == 'gpc':
+            s.sendall(struct.pack('<IHHIiQII', 32, 5, 0, 2, 0, gpa, 8, 0))
+            handle = struct.unpack('<Q', reply())[0]
+            frame = struct.pack('<IHHIiQQQIBBH', 48, 17, 0, 3, 0, handle, 1, 0, 0, 4, 8, 0)
+        else:
+            frame = struct.pack('<IHHIiQQQBBHI', 48, 16, 0, 3, 0, gpa, 1, 0, 4, 8, 0, 0)
+        done = 0
+        while done < count:
+            batch = min(64, count - done)
+            s.sendall(frame * batch)
+            for _ in range(batch):
+                reply()
+            done += batch
+        print('done', done, flush=True)
+        """#
 }

@@ -4,8 +4,10 @@ import Testing
 
 /// Replays every input under Fuzz/regressions (inputs that once broke a check)
 /// and Fuzz/corpus (the seed corpus) through the fuzz harness, without
-/// libFuzzer: each must pass every check again.
-@Suite("Fuzz regressions")
+/// libFuzzer: each must pass every check again. Serialized: the inputs of one
+/// memory configuration share one GuestMemory (FuzzHarness.setups), and an
+/// input's check after close must not see another input's references.
+@Suite("Fuzz regressions", .serialized)
 struct FuzzRegressionTests {
     static let fuzzDirectory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()

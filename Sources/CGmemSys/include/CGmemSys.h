@@ -49,4 +49,59 @@ extern const int CGMEM_F_SEAL_WRITE;
 extern const int CGMEM_SO_PEERCRED;
 extern const int CGMEM_SO_PEERGROUPS;
 
+/// Atomic operations on guest memory, as real instructions on the shared
+/// mapping, so they are atomic with respect to the guest's vCPUs and to every
+/// other process that maps the memfd. They live in C rather than Swift:
+/// Synchronization's `Atomic` cannot be placed over memory it does not own,
+/// and swift-atomics (not a dependency) would need its storage type bound
+/// over the raw mapping at each width; the `__atomic` builtins take any
+/// naturally aligned address and are exactly what a C or Rust peer uses on the
+/// other side of the memfd. `static inline` so Swift inlines them.
+///
+/// The codes match the wire's ATOMIC `op` field (proto/PROTOCOL.md).
+enum {
+    CGMEM_ATOMIC_LOAD = 0,       ///< acquire load; returns the value
+    CGMEM_ATOMIC_STORE = 1,      ///< release store; returns 0 (use XCHG for the old value)
+    CGMEM_ATOMIC_XCHG = 2,       ///< returns the old value
+    CGMEM_ATOMIC_CMPXCHG = 3,    ///< stores `operand` if the value is `expected`; returns the old value
+    CGMEM_ATOMIC_FETCH_ADD = 4,  ///< wrapping add; returns the old value
+    CGMEM_ATOMIC_FETCH_OR = 5,
+    CGMEM_ATOMIC_FETCH_AND = 6,
+};
+
+#define CGMEM_ATOMIC_AT_WIDTH(type, address, op, operand, expected)                                      \
+    do {                                                                                                 \
+        volatile type *p = (volatile type *)(address);                                                   \
+        type value = (type)(operand);                                                                    \
+        switch (op) {                                                                                    \
+        case CGMEM_ATOMIC_LOAD: return __atomic_load_n(p, __ATOMIC_ACQUIRE);                             \
+        case CGMEM_ATOMIC_STORE: __atomic_store_n(p, value, __ATOMIC_RELEASE); return 0;                 \
+        case CGMEM_ATOMIC_XCHG: return __atomic_exchange_n(p, value, __ATOMIC_SEQ_CST);                  \
+        case CGMEM_ATOMIC_CMPXCHG: {                                                                     \
+            type old = (type)(expected);                                                                 \
+            __atomic_compare_exchange_n(p, &old, value, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);          \
+            return old;                                                                                  \
+        }                                                                                                \
+        case CGMEM_ATOMIC_FETCH_ADD: return __atomic_fetch_add(p, value, __ATOMIC_SEQ_CST);              \
+        case CGMEM_ATOMIC_FETCH_OR: return __atomic_fetch_or(p, value, __ATOMIC_SEQ_CST);                \
+        case CGMEM_ATOMIC_FETCH_AND: return __atomic_fetch_and(p, value, __ATOMIC_SEQ_CST);              \
+        default: return 0;                                                                               \
+        }                                                                                                \
+    } while (0)
+
+/// Runs atomic operation `op` on the naturally aligned `width`-byte (1, 2, 4
+/// or 8) value at `address` and returns the old value, zero-extended. The
+/// caller has checked `op`, `width` and the alignment, and keeps the page
+/// accessible for the duration.
+static inline uint64_t cgmem_atomic(volatile void *address, unsigned width, unsigned op, uint64_t operand,
+                                    uint64_t expected) {
+    switch (width) {
+    case 1: CGMEM_ATOMIC_AT_WIDTH(uint8_t, address, op, operand, expected);
+    case 2: CGMEM_ATOMIC_AT_WIDTH(uint16_t, address, op, operand, expected);
+    case 4: CGMEM_ATOMIC_AT_WIDTH(uint32_t, address, op, operand, expected);
+    case 8: CGMEM_ATOMIC_AT_WIDTH(uint64_t, address, op, operand, expected);
+    default: return 0;
+    }
+}
+
 #endif
