@@ -127,7 +127,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 regionID: self.server.configuration.regionID,
                 maxPayload: UInt32(self.server.configuration.maxPayload),
                 maxGpcs: UInt32(self.server.configuration.maxCachesPerConnection),
-                regionFlags: self.server.regionFlags(readOnly: readOnly)
+                regionFlags: self.server.regionFlags(readOnly: readOnly),
+                maxSegments: UInt32(Self.maxSegments)
             )
             Reply.encode(replyingTo: header, payload: reply, into: &self.outbound)
             self.logger.debug("HELLO accepted", metadata: ["readOnly": "\(readOnly)", "features": "\(features)"])

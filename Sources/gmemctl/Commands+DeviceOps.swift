@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import GmemClient
+import GmemCommandLine
 import GmemProtocol
 
 /// `gmemctl readv GPA:LEN...`.

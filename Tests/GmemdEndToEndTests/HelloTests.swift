@@ -18,10 +18,12 @@ struct HelloTests {
     func helloReply() throws {
         let daemon = try DaemonProcess.start(arguments: ["--max-gpcs", "12", "--max-payload", "64K"])
         let connection = try daemon.connect()
-        // Unknown feature bits are ignored, not an error: only EVENTS is granted.
+        // Unknown feature bits are ignored, not an error: only EVENTS and DEVICE_OPS are granted.
         let hello = try connection.hello(features: HelloReply.Features(rawValue: 0xffff_ffff))
         #expect(hello.version == 1)
-        #expect(hello.features == .events)
+        #expect(hello.features == [.events, .deviceOps])
+        // The floor for a descriptor chain is 64 segments; gmemd serves 1024.
+        #expect(hello.maxSegments == 1024)
         #expect(UInt64(hello.pageSize) == pageSize)
         #expect(hello.folioSize == hello.pageSize)
         #expect(hello.regionSize == regionSize)
@@ -30,10 +32,12 @@ struct HelloTests {
         #expect(hello.maxGpcs == 12)
         #expect(hello.regionFlags == .noDirectMap)
 
-        // Without EVENTS requested, none is granted; every connection sees the same region.
+        // Without features requested, none is granted and max_segments (once `reserved`) stays 0; every
+        // connection sees the same region.
         let other = try daemon.connect()
         let plain = try other.hello()
         #expect(plain.features == [])
+        #expect(plain.maxSegments == 0)
         #expect(plain.regionID == hello.regionID)
     }
 

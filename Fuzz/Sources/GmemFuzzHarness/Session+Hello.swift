@@ -40,14 +40,14 @@ extension Session {
         let expectedFlags: UInt32 = (self.model.directMap ? 0 : 1) | (self.model.readOnly ? 4 : 0)
         let fields: [(String, UInt64, UInt64)] = [
             ("version", UInt64(p.u32(0)), 1),
-            ("features", UInt64(p.u32(4)), UInt64(requested & 1)),
+            ("features", UInt64(p.u32(4)), UInt64(requested & 3)),
             ("page_size", UInt64(p.u32(8)), UInt64(self.model.pageSize)),
             ("folio_size", UInt64(p.u32(12)), UInt64(self.model.folioSize)),
             ("region_size", p.u64(16), self.model.regionSize),
             ("max_payload", UInt64(p.u32(32)), UInt64(self.model.maxPayload)),
             ("max_gpcs", UInt64(p.u32(36)), UInt64(self.model.maxCaches)),
             ("region_flags", UInt64(p.u32(40)), UInt64(expectedFlags)),
-            ("reserved", UInt64(p.u32(44)), 0),
+            ("max_segments", UInt64(p.u32(44)), requested & 2 != 0 ? UInt64(Self.maxSegments) : 0),
         ]
         for (name, actual, expected) in fields where actual != expected {
             self.violation("HELLO reply: \(name) is \(actual), expected \(expected)")
