@@ -30,10 +30,10 @@ struct ConnectionStateTests {
             steps: Frames.ready
         ),
         ConnectionStateRow(
-            name: "unknown feature bits are not granted",
+            name: "unknown feature bits are not granted; EVENTS and DEVICE_OPS are",
             steps: [
                 (.bytes(Frames.hello(features: 0xFFFF_FFFF)), .nothing),
-                (.next(pendingReplyBytes: 0), .frame(.hello, id: 1, .acceptHello(readOnly: false, features: .events))),
+                (.next(pendingReplyBytes: 0), .frame(.hello, id: 1, .acceptHello(readOnly: false, features: [.events, .deviceOps]))),
             ]
         ),
         ConnectionStateRow(
