@@ -109,6 +109,8 @@ struct Gmemd: AsyncParsableCommand {
     func run() async throws {
         // First: a watchdog abort must end gmemd even while it is starting.
         AbortSignal.terminateOnAbort()
+        // Then: a SIGTERM before the service group traps it still ends in an orderly exit.
+        StartupSignal.trap()
         let environment = Environment.current
         // Structured entries when stderr is the journal, readable lines elsewhere.
         LogDestination.detect(journalStream: environment["JOURNAL_STREAM"]).bootstrap(level: self.logLevel)
@@ -182,6 +184,7 @@ struct Gmemd: AsyncParsableCommand {
             "recovered": "\(region.recovered)",
         ]
         let stall = StallInjection(environment: environment)
+        StartupPause.apply(environment: environment)
         let server = GmemServer(
             memory: memory,
             configuration: configuration,
@@ -190,6 +193,8 @@ struct Gmemd: AsyncParsableCommand {
             threadPool: threadPool,
             logger: logger,
             onServing: { server in
+                // A signal that came during startup is handled now, as a graceful shutdown.
+                if StartupSignal.replayIfCaught() { return }
                 // READY=1 only now: the region is in the fd store and the socket accepts.
                 logger.info("serving", metadata: servingMetadata)
                 if notifier.ready(status: Self.summary(server: server, region: region)) {

@@ -139,6 +139,25 @@ struct ShutdownTests {
         }
     }
 
+    @Test(
+        "SIGTERM or SIGINT while gmemd is still starting, before the service group traps it: exit 0, no socket left",
+        arguments: [SIGTERM, SIGINT]
+    )
+    func signalBeforeServiceGroup(signal: Int32) throws {
+        // The seam pauses startup after the region exists and before the service group runs. Without the startup
+        // trap, the default action of the signal ends gmemd (killed by it, socket file left behind if it was bound).
+        let daemon = try DaemonProcess(
+            arguments: [],
+            environment: Subprocess.Environment.inherited.setting(["GMEMD_TEST_STARTUP_PAUSE": "1"])
+        )
+        try daemon.waitUntilCatching(signal)
+        daemon.send(signal: signal)
+        let status = try? daemon.wait(timeout: .seconds(6))
+        #expect(status == .exited(0), "\(status.map { "\($0)" } ?? "still running after 6 s"); stderr:\n\(daemon.stderr)")
+        #expect(!daemon.stderr.contains("READY"), "stderr:\n\(daemon.stderr)")
+        #expect(!UnixSocket.socketFileExists(at: daemon.socketPath), "socket file left behind")
+    }
+
     @Test("a second gmemd on a socket that is being served exits 1, naming the other daemon; the first serves on")
     func secondDaemonRefused() throws {
         let first = try Session()
