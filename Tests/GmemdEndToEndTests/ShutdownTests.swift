@@ -153,7 +153,10 @@ struct ShutdownTests {
         try daemon.waitUntilCatching(signal)
         daemon.send(signal: signal)
         let status = try? daemon.wait(timeout: .seconds(6))
-        #expect(status == .exited(0), "\(status.map { "\($0)" } ?? "still running after 6 s"); stderr:\n\(daemon.stderr)")
+        #expect(
+            status == .exited(0),
+            "\(status.map { "\($0)" } ?? "still running after 6 s"); stderr:\n\(daemon.stderr)"
+        )
         #expect(!daemon.stderr.contains("READY"), "stderr:\n\(daemon.stderr)")
         #expect(!UnixSocket.socketFileExists(at: daemon.socketPath), "socket file left behind")
     }
