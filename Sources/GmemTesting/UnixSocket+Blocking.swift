@@ -42,7 +42,9 @@ extension UnixSocket {
     public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = SystemCall.retryingOnInterrupt { write(descriptor, bytes.baseAddress! + offset, bytes.count - offset) }
+            let written = SystemCall.retryingOnInterrupt {
+                write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            }
             guard written >= 0 else { throw GmemTestingError.systemCall("write", errno: errno) }
             offset += written
         }

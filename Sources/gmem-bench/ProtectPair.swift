@@ -52,12 +52,16 @@ struct ProtectPairMeasurement: Sendable {
         let span = pages * pageSize
         var sink: UInt8 = 0
         func pair() throws {
-            guard mprotect(page, span, PROT_READ | PROT_WRITE) == 0 else { throw GmemError.systemCall("mprotect(RW)", errno: errno) }
+            guard mprotect(page, span, PROT_READ | PROT_WRITE) == 0 else {
+                throw GmemError.systemCall("mprotect(RW)", errno: errno)
+            }
             for offset in stride(from: 64, to: span, by: pageSize) {
                 if writes { page.storeBytes(of: sink &+ 1, toByteOffset: offset, as: UInt8.self) }
                 sink &+= page.load(fromByteOffset: offset, as: UInt8.self)
             }
-            guard mprotect(page, span, PROT_NONE) == 0 else { throw GmemError.systemCall("mprotect(NONE)", errno: errno) }
+            guard mprotect(page, span, PROT_NONE) == 0 else {
+                throw GmemError.systemCall("mprotect(NONE)", errno: errno)
+            }
         }
         // Warm-up: fault the page in and settle the caches.
         for _ in 0..<min(pairsPerBatch, 2_000) { try pair() }

@@ -105,7 +105,9 @@ final class RawServer: @unchecked Sendable {
             let fd = accept(self.listenFD, nil, nil)
             if fd < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
-                if !self.stopping.load(ordering: .relaxed) { warn("raw-server: \(GmemError.systemCall("accept", errno: errno))") }
+                if !self.stopping.load(ordering: .relaxed) {
+                    warn("raw-server: \(GmemError.systemCall("accept", errno: errno))")
+                }
                 return
             }
             do {

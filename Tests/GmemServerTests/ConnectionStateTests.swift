@@ -33,7 +33,10 @@ struct ConnectionStateTests {
             name: "unknown feature bits are not granted; EVENTS and DEVICE_OPS are",
             steps: [
                 (.bytes(Frames.hello(features: 0xFFFF_FFFF)), .nothing),
-                (.next(pendingReplyBytes: 0), .frame(.hello, id: 1, .acceptHello(readOnly: false, features: [.events, .deviceOps]))),
+                (
+                    .next(pendingReplyBytes: 0),
+                    .frame(.hello, id: 1, .acceptHello(readOnly: false, features: [.events, .deviceOps]))
+                ),
             ]
         ),
         ConnectionStateRow(
