@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gmemd builds and tests with, if missing.
 set -euo pipefail
-packages=(libsystemd-dev pkg-config spin gcc systemd python3)
+packages=(libsystemd-dev pkg-config spin gcc systemd python3 meson ninja-build)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
