@@ -101,15 +101,11 @@ extension GuestMemory {
         expected: UInt64 = 0,
         counters: AccessCounters? = nil
     ) throws(GmemError) -> UInt64 {
-        // The owner's thread alone changes `cache.offset`, so reading it here without the folio lock is safe.
-        try Self.checkAtomicShape(
-            width: width,
-            alignment: UInt64(truncatingIfNeeded: cache.offset &+ offset),
-            operand: operand,
-            expected: expected
-        )
+        // Width and operands first; the alignment needs the window's offset,
+        // which a refresh may change, so it is checked under the folio lock.
+        try Self.checkAtomicShape(width: width, alignment: 0, operand: operand, expected: expected)
         var old: UInt64 = 0
-        try self.access(cache, offset: offset, count: width) { address in
+        try self.access(cache, offset: offset, count: width, alignment: width) { address in
             old = cgmem_atomic(address, UInt32(width), UInt32(operation.rawValue), operand, expected)
         }
         Self.record(operation, width: width, in: counters ?? self.defaultCounters)

@@ -110,22 +110,28 @@ extension GuestMemory {
         (counters ?? self.defaultCounters).recordWrite(bytes.count)
     }
 
+    /// Checks the window (and, for atomics, that the guest address is a
+    /// multiple of `alignment`) and the cache's state, then runs `body` on the
+    /// bytes at `offset`, all under the folio lock of the cache's page.
     @inline(__always)
     func access(
         _ cache: GuestPageCache,
         offset: Int,
         count: Int,
-        _ copy: (UnsafeMutableRawPointer) -> Void
+        alignment: Int = 1,
+        _ body: (UnsafeMutableRawPointer) -> Void
     ) throws(GmemError) {
-        // Subtract, never add: `offset + count` traps for a huge offset.
-        guard offset >= 0, count >= 0, offset <= cache.length, count <= cache.length - offset else {
-            throw GmemError(.invalidArgument, "offset \(offset) + \(count) exceeds the cache's \(cache.length) bytes")
-        }
-        let page = cache.page
-        try self.table.withFolios(of: page..<(page + 1)) { () throws(GmemError) in
+        try self.withCachePageLocked(cache) { page throws(GmemError) in
+            // Subtract, never add: `offset + count` traps for a huge offset.
+            guard offset >= 0, count >= 0, offset <= cache.length, count <= cache.length - offset else {
+                throw GmemError(.invalidArgument, "offset \(offset) + \(count) exceeds the cache's \(cache.length) bytes")
+            }
+            guard (cache.offset + offset) % alignment == 0 else {
+                throw GmemError(.invalidArgument, "a \(alignment)-byte atomic operand must be \(alignment)-byte aligned")
+            }
             switch cache.state {
             case .valid:
-                copy(self.region.address(ofPage: page) + cache.offset + offset)
+                body(self.region.address(ofPage: page) + cache.offset + offset)
             case .invalidated:
                 throw GmemError(.stale, "the cache was invalidated; refresh it")
             case .inactive:
@@ -134,15 +140,34 @@ extension GuestMemory {
         }
     }
 
+    /// Runs `body` with the folio lock of the cache's page held, passing that
+    /// page. A refresh on the owner's thread may move the cache between the
+    /// unlocked read of its page and the lock (a ring's poller uses caches
+    /// from another thread): then the lock is the wrong one, so retry.
+    func withCachePageLocked<R>(
+        _ cache: GuestPageCache,
+        _ body: (Int) throws(GmemError) -> R
+    ) throws(GmemError) -> R {
+        while true {
+            let page = cache.page
+            let result: R? = try self.table.withFolios(of: page..<(page + 1)) { () throws(GmemError) -> R? in
+                guard cache.page == page else { return nil }
+                return try body(page)
+            }
+            if let result { return result }
+        }
+    }
+
     /// Where the cache points and whether it is usable.
     public func describe(_ cache: GuestPageCache) -> (address: GuestPhysicalAddress, length: Int, isValid: Bool) {
-        let page = cache.page
-        return self.table.withFolios(of: page..<(page + 1)) {
+        // The body never throws.
+        let described = try? self.withCachePageLocked(cache) { page in
             (
                 GuestPhysicalAddress(UInt64(self.geometry.offset(ofPage: page) + cache.offset)), cache.length,
                 cache.state == .valid
             )
         }
+        return described.unsafelyUnwrapped
     }
 
     /// Adds `cache` to the list of `page`. The folio lock is held.

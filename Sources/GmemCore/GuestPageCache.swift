@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Why a cache stopped being valid.
 public enum InvalidationReason: UInt32, Sendable {
     /// A page of the cache changed between private and shared.
@@ -16,9 +18,12 @@ public enum InvalidationReason: UInt32, Sendable {
 /// ``Errno/stale`` until ``GuestMemory/refresh(_:to:length:)``.
 ///
 /// Thread safety: `page`, `offset` and `length` change only in the owner's
-/// calls (activate, refresh, deactivate), under the page's folio lock; `state`
-/// changes under the folio lock too, also from other threads' conversions and
-/// discards. Use one cache from one thread at a time, as a connection does.
+/// calls (activate, refresh, deactivate), under the folio locks of the old and
+/// the new page; `state` changes under the folio lock too, also from other
+/// threads' conversions and discards. Reads and writes through the cache may
+/// run on other threads than the owner's (a connection's rings): they read
+/// `page` once as a hint, lock that page's folio, and retry if a refresh moved
+/// the cache meanwhile (``GuestMemory/withCachePageLocked(_:_:)``).
 public final class GuestPageCache: @unchecked Sendable {
     enum State: Equatable {
         case valid
@@ -29,7 +34,12 @@ public final class GuestPageCache: @unchecked Sendable {
     /// Called after an invalidation, outside every lock, on the invalidating thread.
     public typealias InvalidationHandler = @Sendable (GuestPageCache, InvalidationReason) -> Void
 
-    var page: Int
+    /// The page, stored atomically because lock-free readers use it as a hint.
+    var page: Int {
+        get { self.pageStorage.load(ordering: .relaxed) }
+        set { self.pageStorage.store(newValue, ordering: .relaxed) }
+    }
+    private let pageStorage: Atomic<Int>
     var offset: Int
     var length: Int
     var state: State
@@ -41,7 +51,7 @@ public final class GuestPageCache: @unchecked Sendable {
     public let tag: UInt64
 
     init(page: Int, offset: Int, length: Int, tag: UInt64, onInvalidation: InvalidationHandler?) {
-        self.page = page
+        self.pageStorage = Atomic(page)
         self.offset = offset
         self.length = length
         self.state = .inactive
