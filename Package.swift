@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "GmemCore", dependencies: ["CGmemSys", "GmemErrno"]),
 
         // Layer 2: wire protocol v1, pure encode and decode.
-        .target(name: "GmemProtocol", dependencies: ["GmemErrno"]),
+        .target(name: "GmemProtocol", dependencies: ["GmemErrno", "CGmemSys"]),
 
         // What gmemd, gmemctl and gmem-bench share that is not wire protocol: sizes as operators type them
         // (ByteCount), the default socket path, and the one JSON writer.

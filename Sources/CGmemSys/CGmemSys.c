@@ -5,6 +5,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #ifndef SYS_memfd_secret
@@ -41,4 +44,59 @@ int cgmem_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
     *uid = cred.uid;
     *gid = cred.gid;
     return 0;
+}
+
+long cgmem_send_with_fds(int socket, const void *bytes, unsigned long length, const int *fds, unsigned count) {
+    if (count == 0 || count > 8) {
+        errno = EINVAL;
+        return -1;
+    }
+    union {
+        char buffer[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct iovec iov = {.iov_base = (void *)bytes, .iov_len = length};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer,
+                             .msg_controllen = CMSG_SPACE(count * sizeof(int))};
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(count * sizeof(int));
+    memcpy(CMSG_DATA(header), fds, count * sizeof(int));
+    return sendmsg(socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+long cgmem_receive_with_fds(int socket, void *bytes, unsigned long length, int *fds, unsigned capacity,
+                            unsigned *received) {
+    union {
+        char buffer[CMSG_SPACE(16 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {.iov_base = bytes, .iov_len = length};
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer,
+                             .msg_controllen = sizeof(control.buffer)};
+    *received = 0;
+    long count = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (count < 0) return count;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        unsigned n = (unsigned)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *data = (int *)CMSG_DATA(header);
+        for (unsigned i = 0; i < n; i++) {
+            // Never leak what the peer sent beyond our room.
+            if (*received < capacity) fds[(*received)++] = data[i];
+            else close(data[i]);
+        }
+    }
+    return count;
+}
+
+int cgmem_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+unsigned long long cgmem_socket_cookie(int socket) {
+    unsigned long long cookie = 0;
+    socklen_t length = sizeof(cookie);
+    if (getsockopt(socket, SOL_SOCKET, 57 /* SO_COOKIE */, &cookie, &length) != 0) return 0;
+    return cookie;
 }

@@ -35,13 +35,15 @@ public struct HelloReply: Sendable, Hashable {
         /// Bit 0: the server may send event frames (GPC_INVALIDATED) on this connection.
         public static let events = Features(rawValue: 1 << 0)
 
-        /// Every feature protocol v1 defines. A server grants `requested ∩ supported`; unknown bits are not an error.
         /// Bit 1: READV, WRITEV, ATOMIC and GPC_ATOMIC are served, and ``HelloReply/maxSegments`` says how many
         /// segments a READV or WRITEV may carry.
         public static let deviceOps = Features(rawValue: 1 << 1)
 
+        /// Bit 2: RING_SETUP and RING_CLOSE are served: the shared-memory transport (PROTOCOL.md section 10).
+        public static let rings = Features(rawValue: 1 << 2)
+
         /// Every feature protocol v1 defines. A server grants `requested ∩ supported`; unknown bits are not an error.
-        public static let all: Features = [.events, .deviceOps]
+        public static let all: Features = [.events, .deviceOps, .rings]
     }
 
     /// Properties of the guest memory region.

@@ -57,29 +57,35 @@ extension Opcode {
     public static let atomic = Opcode(rawValue: 16)
     /// 17: an atomic operation through a guest page cache.
     public static let gpcAtomic = Opcode(rawValue: 17)
+    /// 18: create a shared-memory ring; the reply carries its memfd and two doorbells.
+    public static let ringSetup = Opcode(rawValue: 18)
+    /// 19: stop serving a ring.
+    public static let ringClose = Opcode(rawValue: 19)
 
     /// 0x80: event frame sent when a guest page cache loses its mapping.
     public static let gpcInvalidated = Opcode(rawValue: 0x80)
+    /// 0x81: event frame sent when the server stops a ring whose indices are corrupt, before it closes.
+    public static let ringFailed = Opcode(rawValue: 0x81)
 
     /// Every request opcode of protocol v1, in numeric order.
     public static let allRequests: [Opcode] = [
         .hello, .ping, .read, .write, .gpcActivate, .gpcDeactivate, .gpcRead, .gpcWrite, .gpcRefresh,
-        .setAttributes, .discard, .stats, .pageState, .readv, .writev, .atomic, .gpcAtomic,
+        .setAttributes, .discard, .stats, .pageState, .readv, .writev, .atomic, .gpcAtomic, .ringSetup, .ringClose,
     ]
 
     /// Every event opcode of protocol v1.
-    public static let allEvents: [Opcode] = [.gpcInvalidated]
+    public static let allEvents: [Opcode] = [.gpcInvalidated, .ringFailed]
 
-    /// Whether a client may send this opcode in a request (1 through 17).
+    /// Whether a client may send this opcode in a request (1 through 19).
     @inlinable
     public var isKnownRequest: Bool {
-        self.rawValue >= Opcode.hello.rawValue && self.rawValue <= Opcode.gpcAtomic.rawValue
+        self.rawValue >= Opcode.hello.rawValue && self.rawValue <= Opcode.ringClose.rawValue
     }
 
     /// Whether this opcode is one of the event opcodes of protocol v1.
     @inlinable
     public var isKnownEvent: Bool {
-        self == .gpcInvalidated
+        self == .gpcInvalidated || self == .ringFailed
     }
 
     /// Whether a request with this opcode changes guest memory or its attributes.
@@ -113,7 +119,10 @@ extension Opcode: CustomStringConvertible {
         case .writev: return "WRITEV"
         case .atomic: return "ATOMIC"
         case .gpcAtomic: return "GPC_ATOMIC"
+        case .ringSetup: return "RING_SETUP"
+        case .ringClose: return "RING_CLOSE"
         case .gpcInvalidated: return "GPC_INVALIDATED"
+        case .ringFailed: return "RING_FAILED"
         default: return "OPCODE(0x\(hex(self.rawValue, digits: 4)))"
         }
     }

@@ -149,6 +149,16 @@ extension Request {
             let arguments = try Request.readAtomicArguments(operand: operand, expected: expected, from: &reader)
             return .gpcAtomic(handle: handle, offset: offset, arguments)
 
+        case .ringSetup:
+            let entries = try reader.readInteger(as: UInt32.self)
+            try reader.readZeroUInt32()
+            return .ringSetup(entries: entries, dataSize: try reader.readInteger(as: UInt64.self))
+
+        case .ringClose:
+            let ringID = try reader.readInteger(as: UInt32.self)
+            try reader.readZeroUInt32()
+            return .ringClose(ringID: ringID)
+
         default:
             throw .operationNotSupported
         }

@@ -116,6 +116,15 @@ extension Request {
             writer.writeInteger(arguments.expected)
             writer.writeInteger(offset)
             Request.writeAtomicOperation(arguments, to: &writer)
+
+        case .ringSetup(let entries, let dataSize):
+            writer.writeInteger(entries)
+            writer.writeInteger(UInt32(0))
+            writer.writeInteger(dataSize)
+
+        case .ringClose(let ringID):
+            writer.writeInteger(ringID)
+            writer.writeInteger(UInt32(0))
         }
     }
 

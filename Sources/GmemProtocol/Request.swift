@@ -68,6 +68,11 @@ public enum Request {
 
     /// GPC_ATOMIC `{u64 handle, u64 operand, u64 expected, u32 offset, u8 op, u8 width, u16 flags = 0}`.
     case gpcAtomic(handle: UInt64, offset: UInt32, AtomicArguments)
+    /// RING_SETUP `{u32 entries, u32 flags = 0, u64 data_size}`. The entry and size rules are the server's
+    /// (``RingLayout/init(entries:dataSize:)``).
+    case ringSetup(entries: UInt32, dataSize: UInt64)
+    /// RING_CLOSE `{u32 ring_id, u32 flags = 0}`.
+    case ringClose(ringID: UInt32)
 }
 
 /// A `Request` may borrow the caller's frame buffer, so it must not cross isolation domains.
@@ -96,6 +101,8 @@ extension Request {
         case .writev: return .writev
         case .atomic: return .atomic
         case .gpcAtomic: return .gpcAtomic
+        case .ringSetup: return .ringSetup
+        case .ringClose: return .ringClose
         }
     }
 
@@ -143,6 +150,8 @@ extension Request {
         case .pageState: return 16
         case .atomic: return 32
         case .gpcAtomic: return 32
+        case .ringSetup: return 16
+        case .ringClose: return 8
         default: return nil
         }
     }
@@ -187,6 +196,10 @@ extension Request: CustomStringConvertible {
             return "ATOMIC \(arguments.op) width=\(arguments.width) gpa=0x\(hex(gpa, digits: 1))"
         case .gpcAtomic(let handle, let offset, let arguments):
             return "GPC_ATOMIC \(arguments.op) width=\(arguments.width) handle=\(handle) offset=\(offset)"
+        case .ringSetup(let entries, let dataSize):
+            return "RING_SETUP entries=\(entries) data_size=\(dataSize)"
+        case .ringClose(let ringID):
+            return "RING_CLOSE ring_id=\(ringID)"
         }
     }
 }

@@ -104,4 +104,39 @@ static inline uint64_t cgmem_atomic(volatile void *address, unsigned width, unsi
     }
 }
 
+
+/// The words of a ring's header that both processes write (PROTOCOL.md
+/// section 10.5): an acquire load, a release store, a sequentially consistent
+/// exchange and a full fence. The other side is another process, so the
+/// ordering must be the hardware's, through the same builtins C clients use.
+static inline uint32_t cgmem_load_acquire_u32(const volatile void *address) {
+    return __atomic_load_n((const volatile uint32_t *)address, __ATOMIC_ACQUIRE);
+}
+static inline void cgmem_store_release_u32(volatile void *address, uint32_t value) {
+    __atomic_store_n((volatile uint32_t *)address, value, __ATOMIC_RELEASE);
+}
+static inline uint32_t cgmem_exchange_u32(volatile void *address, uint32_t value) {
+    return __atomic_exchange_n((volatile uint32_t *)address, value, __ATOMIC_SEQ_CST);
+}
+static inline void cgmem_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+/// sendmsg(2) of `length` bytes with one SCM_RIGHTS message carrying `count`
+/// descriptors (MSG_NOSIGNAL | MSG_DONTWAIT). Returns the bytes sent or -1
+/// with errno set. The CMSG_* macros are not visible to Swift.
+long cgmem_send_with_fds(int socket, const void *bytes, unsigned long length, const int *fds, unsigned count);
+
+/// recvmsg(2) into `bytes` with room for up to `capacity` SCM_RIGHTS
+/// descriptors (MSG_CMSG_CLOEXEC). Stores how many arrived in `*received`;
+/// descriptors beyond `capacity` are closed. Returns the bytes read or -1.
+long cgmem_receive_with_fds(int socket, void *bytes, unsigned long length, int *fds, unsigned capacity,
+                            unsigned *received);
+
+/// eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK. Returns an fd or -1.
+int cgmem_eventfd(void);
+
+/// The socket's SO_COOKIE, a number the kernel never reuses while it runs, or
+/// 0 if the call fails. Lets gmemd find which descriptor of its own is the
+/// socket of a channel SwiftNIO accepted (NIO does not expose it).
+unsigned long long cgmem_socket_cookie(int socket);
+
 #endif
