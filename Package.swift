@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "GmemCommandLineTests", dependencies: ["GmemCommandLine"]),
 
         // Test support for users of gmemd: spawn the real daemon, talk to it byte by byte.
-        .target(name: "GmemTesting", dependencies: ["GmemErrno", "GmemProtocol"]),
+        .target(name: "GmemTesting", dependencies: ["GmemErrno", "GmemProtocol", "CGmemSys"]),
         .testTarget(name: "GmemdEndToEndTests", dependencies: ["GmemTesting", "GmemProtocol"]),
         .testTarget(name: "GmemClientTests", dependencies: ["GmemClient", "GmemProtocol", "GmemTesting"]),
         // Spawns the real gmemd binary: build the gmemd product before running these.

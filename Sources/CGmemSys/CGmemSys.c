@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -99,4 +100,21 @@ unsigned long long cgmem_socket_cookie(int socket) {
     socklen_t length = sizeof(cookie);
     if (getsockopt(socket, SOL_SOCKET, 57 /* SO_COOKIE */, &cookie, &length) != 0) return 0;
     return cookie;
+}
+
+int cgmem_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int cgmem_epoll_add(int epoll, int fd, unsigned long long data) {
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = data};
+    return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+}
+
+int cgmem_epoll_remove(int epoll, int fd) { return epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL); }
+
+int cgmem_epoll_wait(int epoll, unsigned long long *data, int capacity, int timeout_ms) {
+    struct epoll_event events[64];
+    if (capacity > 64) capacity = 64;
+    int count = epoll_wait(epoll, events, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) data[i] = events[i].data.u64;
+    return count;
 }

@@ -124,10 +124,16 @@ extension GuestMemory {
         try self.withCachePageLocked(cache) { page throws(GmemError) in
             // Subtract, never add: `offset + count` traps for a huge offset.
             guard offset >= 0, count >= 0, offset <= cache.length, count <= cache.length - offset else {
-                throw GmemError(.invalidArgument, "offset \(offset) + \(count) exceeds the cache's \(cache.length) bytes")
+                throw GmemError(
+                    .invalidArgument,
+                    "offset \(offset) + \(count) exceeds the cache's \(cache.length) bytes"
+                )
             }
             guard (cache.offset + offset) % alignment == 0 else {
-                throw GmemError(.invalidArgument, "a \(alignment)-byte atomic operand must be \(alignment)-byte aligned")
+                throw GmemError(
+                    .invalidArgument,
+                    "a \(alignment)-byte atomic operand must be \(alignment)-byte aligned"
+                )
             }
             switch cache.state {
             case .valid:

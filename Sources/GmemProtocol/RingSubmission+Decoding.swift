@@ -99,7 +99,9 @@ extension RingSubmission {
     ) throws(Errno) -> UnsafeMutableRawBufferPointer {
         let size = UInt64(area.count)
         guard offset <= size, count <= size - offset else { throw .invalidArgument }
-        guard count > 0, let start = area.baseAddress else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+        guard count > 0, let start = area.baseAddress else {
+            return UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        }
         return UnsafeMutableRawBufferPointer(start: start + Int(offset), count: Int(count))
     }
 

@@ -25,39 +25,13 @@ extension ConnectionHandler {
                 throw Errno.alreadyInProgress
             case .ping(let bytes):
                 Reply.encode(replyingTo: header, payload: bytes, into: &self.outbound)
-            case .read(let gpa, let length):
-                guard length <= maxPayload else { throw Errno.messageTooLong }
-                try self.replyWithCopy(header, length: Int(length)) { buffer throws(GmemError) in
-                    try memory.read(
-                        at: GuestPhysicalAddress(gpa),
-                        into: buffer,
-                        holding: &self.held,
-                        counters: self.counters
-                    )
-                }
-            case .write(let gpa, let data):
-                try memory.write(
-                    at: GuestPhysicalAddress(gpa),
-                    from: data,
-                    holding: &self.held,
-                    counters: self.counters
-                )
-                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            case .read, .write, .gpcRead, .gpcWrite, .readv, .writev, .atomic, .gpcAtomic:
+                try self.performDataPath(header, request)
             case .gpcActivate(let gpa, let length):
                 try self.activateCache(header, gpa: gpa, length: Int(length))
             case .gpcDeactivate(let handle):
-                guard let cache = self.caches.removeValue(forKey: handle) else { throw Errno.noSuchEntry }
+                guard let cache = self.caches.remove(handle: handle) else { throw Errno.noSuchEntry }
                 memory.deactivate(cache)
-                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
-            case .gpcRead(let handle, let offset, let length):
-                guard length <= maxPayload else { throw Errno.messageTooLong }
-                guard let cache = self.caches[handle] else { throw Errno.noSuchEntry }
-                try self.replyWithCopy(header, length: Int(length)) { buffer throws(GmemError) in
-                    try memory.read(cache: cache, offset: Int(offset), into: buffer, counters: self.counters)
-                }
-            case .gpcWrite(let handle, let offset, let data):
-                guard let cache = self.caches[handle] else { throw Errno.noSuchEntry }
-                try memory.write(cache: cache, offset: Int(offset), from: data, counters: self.counters)
                 Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
             case .gpcRefresh(let handle, let gpa, let length):
                 try memory.validateCacheTarget(at: GuestPhysicalAddress(gpa), length: Int(length))
@@ -93,28 +67,55 @@ extension ConnectionHandler {
                     )
                 }
                 Reply.encode(replyingTo: header, payload: PageStateReply(entries: entries), into: &self.outbound)
-            case .readv(let segments):
-                try self.readv(header, segments: segments)
-            case .writev(let segments, let data):
-                try self.writev(header, segments: segments, data: data)
-            case .atomic(let gpa, let arguments):
-                try self.atomic(header, gpa: gpa, arguments)
-            case .gpcAtomic(let handle, let offset, let arguments):
-                try self.gpcAtomic(header, handle: handle, offset: offset, arguments)
+            case .ringSetup(let entries, let dataSize):
+                try self.setUpRing(header, entries: entries, dataSize: dataSize)
+            case .ringClose(let ringID):
+                try self.closeRing(ringID)
+                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
             }
         } catch {
             self.fail(header, error)
         }
     }
 
+    /// The data path, as the socket carries it: bytes a request reads go
+    /// straight from guest memory into the reply (no intermediate copy); a
+    /// READV or WRITEV that failed part way gets the progress payload.
+    private func performDataPath(_ header: FrameHeader, _ request: Request) throws {
+        let length = try self.dataPath.outputLength(of: request)
+        do {
+            switch request {
+            case .read, .gpcRead, .readv:
+                try self.replyWithCopy(header, length: length) { buffer in
+                    _ = try self.dataPath.perform(request, output: buffer, holding: &self.held)
+                }
+            case .atomic, .gpcAtomic:
+                let value = try self.dataPath.perform(request, output: .init(start: nil, count: 0), holding: &self.held)
+                Reply.encode(replyingTo: header, payload: AtomicReply(value: value), into: &self.outbound)
+            default:
+                _ = try self.dataPath.perform(request, output: .init(start: nil, count: 0), holding: &self.held)
+                Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            }
+        } catch let failure as VectorAccessError where failure.madeProgress {
+            let progress = VectorProgressPayload(
+                bytesCompleted: UInt64(failure.bytesCompleted),
+                segment: UInt32(failure.segment),
+                segmentBytes: UInt32(failure.segmentBytes)
+            )
+            Reply.encodeVectorPartialFailure(
+                replyingTo: header,
+                failure.error.code,
+                progress: progress,
+                into: &self.outbound
+            )
+            self.server.errors.wrappingAdd(1, ordering: .relaxed)
+            self.logger.notice("\(header.opcode) failed after \(failure.bytesCompleted) bytes: \(failure.error)")
+        }
+    }
+
     /// Appends an error reply for any error the core or the decoder threw.
     func fail(_ header: FrameHeader, _ error: any Error) {
-        let errno: Errno
-        switch error {
-        case let error as Errno: errno = error
-        case let error as GmemError: errno = error.code
-        default: errno = .ioError
-        }
+        let errno = DataPath.errno(of: error)
         Reply.encodeError(replyingTo: header, errno, into: &self.outbound)
         self.server.errors.wrappingAdd(1, ordering: .relaxed)
         if errno == .ioError || errno == .noMemory {
@@ -128,7 +129,7 @@ extension ConnectionHandler {
     func replyWithCopy(
         _ header: FrameHeader,
         length: Int,
-        _ copy: (UnsafeMutableRawBufferPointer) throws(GmemError) -> Void
+        _ copy: (UnsafeMutableRawBufferPointer) throws -> Void
     ) throws {
         let start = self.outbound.buffer.writerIndex
         FrameHeader.reply(to: header, status: 0, payloadLength: length).write(to: &self.outbound)
@@ -159,7 +160,7 @@ extension ConnectionHandler {
             onInvalidation: self.makeInvalidationHandler()
         )
         self.nextHandle += 1
-        self.caches[handle] = cache
+        self.caches.insert(cache, handle: handle)
         Reply.encode(replyingTo: header, payload: GpcActivateReply(handle: handle), into: &self.outbound)
     }
 

@@ -22,21 +22,39 @@ final class ConnectionHandler: ChannelInboundHandler {
     var state: ConnectionState
     /// Replies and events of the current batch.
     var outbound: ByteBufferWireWriter
-    /// Caches by wire handle. Handles count up and are never reused.
-    var caches: [UInt64: GuestPageCache] = [:]
+    /// Caches by wire handle, shared with the connection's rings. Handles
+    /// count up and are never reused.
+    let caches = CacheTable()
     var nextHandle: UInt64 = 1
     let counters: AccessCounters
+    /// READ, WRITE and the rest, as both transports carry them.
+    let dataPath: DataPath
+    /// Open rings by id, with the poller serving each.
+    var rings: [UInt32: (ring: ServedRing, poller: RingPoller)] = [:]
+    var nextRingID: UInt32 = 1
+    /// The kernel's identity of this connection's socket, to find its
+    /// descriptor when a ring's reply must carry descriptors.
+    let socketCookie: UInt64
+    /// That descriptor, once looked up.
+    var socket: Int32?
     /// Pages the current read batch keeps accessible; released when it ends.
     var held = HeldPages()
     var context: ChannelHandlerContext?
     /// The handle of the frame timer the state machine armed, to cancel it.
     private var frameTimer: Scheduled<Void>?
 
-    init(server: ServerContext, admission: ConnectionState.Admission, peer: String) {
+    init(server: ServerContext, admission: ConnectionState.Admission, peer: String, socketCookie: UInt64 = 0) {
         self.server = server
+        self.socketCookie = socketCookie
         self.connectionID = server.connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
         self.state = ConnectionState(admission: admission, maxPayload: server.configuration.maxPayload)
         self.counters = server.memory.makeCounters()
+        self.dataPath = DataPath(
+            memory: server.memory,
+            caches: self.caches,
+            counters: self.counters,
+            maxPayload: server.configuration.maxPayload
+        )
         self.outbound = ByteBufferWireWriter(buffer: ByteBuffer())
         var logger = server.logger
         logger[metadataKey: "connection"] = "\(self.connectionID)"
@@ -66,9 +84,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard let teardown = self.state.closed() else { return }
         self.carryOut(teardown.timer)
         self.server.memory.release(&self.held)
-        for cache in self.caches.values { self.server.memory.deactivate(cache) }
-        if !self.caches.isEmpty { self.logger.debug("released \(self.caches.count) caches of a closed connection") }
-        self.caches.removeAll()
+        // Rings first: their pollers may still be using the caches (a use
+        // after deactivation answers -ENOENT, never touches a page).
+        self.closeAllRings()
+        let caches = self.caches.removeAll()
+        for cache in caches { self.server.memory.deactivate(cache) }
+        if !caches.isEmpty { self.logger.debug("released \(caches.count) caches of a closed connection") }
         self.server.memory.retire(self.counters)
         self.server.connections.wrappingSubtract(1, ordering: .relaxed)
         self.logger.debug("connection closed")
@@ -128,7 +149,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 maxPayload: UInt32(self.server.configuration.maxPayload),
                 maxGpcs: UInt32(self.server.configuration.maxCachesPerConnection),
                 regionFlags: self.server.regionFlags(readOnly: readOnly),
-                maxSegments: UInt32(Self.maxSegments)
+                maxSegments: UInt32(DataPath.maxSegments)
             )
             Reply.encode(replyingTo: header, payload: reply, into: &self.outbound)
             self.logger.debug("HELLO accepted", metadata: ["readOnly": "\(readOnly)", "features": "\(features)"])
@@ -164,7 +185,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// The buffered replies, as one write.
-    private func takeBatch() -> ByteBuffer {
+    func takeBatch() -> ByteBuffer {
         let batch = self.outbound.buffer
         // Keep the storage: once the channel has written the batch it is ours
         // alone again and reuseOutbound() recycles it, no allocation.

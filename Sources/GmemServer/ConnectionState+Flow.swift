@@ -21,6 +21,20 @@ extension ConnectionState {
         return .resumeDispatch
     }
 
+    /// RING_SETUP's reply is to be sent with descriptors: later frames wait,
+    /// and events are buffered, until ``descriptorsSent()``.
+    mutating func descriptorsPending() -> FlowAction {
+        self.activity = .paused(.descriptors)
+        return .pauseReading
+    }
+
+    /// The reply and its descriptors are sent: dispatch what waited.
+    mutating func descriptorsSent() -> FlowAction? {
+        guard self.activity == .paused(.descriptors) else { return nil }
+        self.activity = .dispatching(completedFrame: false)
+        return .resumeDispatch
+    }
+
     /// The peer read enough of its replies: dispatch what waited.
     mutating func writable() -> FlowAction? {
         guard self.activity == .paused(.backpressure) else { return nil }
@@ -33,8 +47,9 @@ extension ConnectionState {
     mutating func quiesce() -> WriteAction? {
         guard case .serving(let peer, let activity) = self.state else { return nil }
         self.state = .draining(peer, activity)
-        // An offloaded operation finishes first; offloadDone then closes.
-        if activity == .paused(.offload) { return nil }
+        // An offloaded operation (or a reply with descriptors) finishes
+        // first; offloadDone (descriptorsSent) then closes.
+        if activity == .paused(.offload) || activity == .paused(.descriptors) { return nil }
         return self.writeAction(flush: true)
     }
 
@@ -54,6 +69,8 @@ extension ConnectionState {
     func eventReady() -> EventDelivery? {
         guard self.features.contains(.events) else { return nil }
         if case .dispatching = self.activity { return .joinBatch }
+        // Written after the reply that carries descriptors, never into its way.
+        if self.activity == .paused(.descriptors) { return .joinBatch }
         return .send(self.writeAction(flush: true))
     }
 

@@ -58,6 +58,10 @@ struct ConnectionState {
         /// The peer does not read its replies: the daemon stops buffering
         /// them until the socket is writable (PROTOCOL.md section 2).
         case backpressure
+        /// RING_SETUP's reply waits for every earlier reply to be written,
+        /// then goes out with its descriptors outside the channel: nothing
+        /// else may be written meanwhile, events included.
+        case descriptors
     }
 
     /// Whether the frame timer is scheduled.
@@ -90,6 +94,14 @@ struct ConnectionState {
         switch self.state {
         case .serving(.ready(_, let features), _), .draining(.ready(_, let features), _): return features
         case .serving, .draining, .closing, .tornDown: return []
+        }
+    }
+
+    /// Whether HELLO made the peer read-only; nil before HELLO.
+    var readOnly: Bool? {
+        switch self.state {
+        case .serving(.ready(let readOnly, _), _), .draining(.ready(let readOnly, _), _): return readOnly
+        case .serving, .draining, .closing, .tornDown: return nil
         }
     }
 

@@ -20,6 +20,9 @@ extension GmemServer: Service {
         try? await gracefulShutdown()
         self.onShutdown(self)
         await self.drain(listening)
+        // Every connection is closed: their rings stop with the pollers, whose
+        // last pass releases every page the rings held.
+        self.context.ringPollers.stop()
     }
 
     /// Stops accepting, lets every connection answer what it has received and

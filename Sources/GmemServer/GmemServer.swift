@@ -114,11 +114,17 @@ public final class GmemServer: Sendable {
         let open = server.connections.wrappingAdd(1, ordering: .relaxed).newValue
         server.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
         let access = server.configuration.access
+        // SO_COOKIE names the socket, so that a ring's reply can find its descriptor (NIO does not expose it).
+        let cookie: EventLoopFuture<UInt64> =
+            (channel as? any SocketOptionProvider)?.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET),
+                name: 57
+            ) ?? channel.eventLoop.makeSucceededFuture(0)
         return PeerCredentials.read(
             from: channel,
             withGroups: access.usesGroups,
             logger: server.logger
-        ).flatMapThrowing { credentials in
+        ).and(cookie.recover { _ in 0 }).flatMapThrowing { credentials, cookie in
             let admission: ConnectionState.Admission
             if open > server.configuration.maxConnections {
                 admission = .overLimit
@@ -130,7 +136,7 @@ public final class GmemServer: Sendable {
                 }
             }
             let peer = credentials.description
-            let handler = ConnectionHandler(server: server, admission: admission, peer: peer)
+            let handler = ConnectionHandler(server: server, admission: admission, peer: peer, socketCookie: cookie)
             try channel.pipeline.syncOperations.addHandler(handler)
         }.flatMapErrorThrowing { error in
             // Without a handler nobody would decrement the count for this socket.

@@ -27,6 +27,13 @@ public struct ServerConfiguration: Sendable {
     /// Conversions and discards larger than this run on a thread pool so
     /// they do not stall the other connections of their event loop.
     public var offloadThreshold: UInt64 = 64 << 20
+    /// Rings one connection may have open at once (RING_SETUP's -ENOSPC).
+    public var maxRingsPerConnection: Int = 8
+    /// How long a ring poller keeps polling after the last entry it found
+    /// before it sleeps on the doorbells; 0 sleeps at once (doorbell only).
+    public var ringPollMicroseconds: Int = 50
+    /// Poller threads serving every connection's rings.
+    public var ringThreads: Int = 1
 
     public init(socketPath: String) {
         self.socketPath = socketPath

@@ -18,6 +18,8 @@ final class ServerContext: Sendable {
     let connectionsTotal = Atomic<UInt64>(0)
     let errors = Atomic<UInt64>(0)
     let connectionIDs = Atomic<UInt64>(0)
+    /// The threads serving every connection's rings, started with the first ring.
+    let ringPollers: RingPollers
 
     init(memory: GuestMemory, configuration: ServerConfiguration, logger: Logger, threadPool: NIOThreadPool) {
         self.memory = memory
@@ -26,6 +28,10 @@ final class ServerContext: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.threadPool = threadPool
+        self.ringPollers = RingPollers(
+            count: configuration.ringThreads,
+            pollMicroseconds: configuration.ringPollMicroseconds
+        )
     }
 
     /// HELLO's region flags for a peer.

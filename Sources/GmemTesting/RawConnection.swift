@@ -34,6 +34,10 @@ public final class RawConnection {
     /// The largest frame accepted from the daemon.
     public static let maximumFrameLength = 16 + (64 << 20)
 
+    /// Descriptors that arrived with received bytes (RING_SETUP's reply), oldest first; the connection closes any
+    /// left on `deinit`.
+    public var receivedDescriptors: [Int32] = []
+
     private var buffered: [UInt8] = []
     private var isClosed = false
 
@@ -52,6 +56,7 @@ public final class RawConnection {
 
     deinit {
         if !self.isClosed { Glibc.close(self.descriptor) }
+        for fd in self.receivedDescriptors { Glibc.close(fd) }
     }
 
     /// Closes the connection; later calls fail with `EBADF`.
@@ -190,7 +195,12 @@ public final class RawConnection {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while self.buffered.count < count {
             let result = try chunk.withUnsafeMutableBytes {
-                try UnixSocket.receive(self.descriptor, into: $0, deadline: deadline)
+                try UnixSocket.receive(
+                    self.descriptor,
+                    into: $0,
+                    deadline: deadline,
+                    descriptors: &self.receivedDescriptors
+                )
             }
             switch result {
             case .bytes(let received):

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+import CGmemSys
 import GmemErrno
 
 #if canImport(Glibc)
@@ -124,22 +125,45 @@ public enum UnixSocket {
         into buffer: UnsafeMutableRawBufferPointer,
         deadline: Deadline
     ) throws -> ReceiveResult {
+        var descriptors: [Int32] = []
+        defer { for fd in descriptors { Glibc.close(fd) } }
+        return try self.receive(descriptor, into: buffer, deadline: deadline, descriptors: &descriptors)
+    }
+
+    /// ``receive(_:into:deadline:)`` with recvmsg(2): descriptors that arrive with the bytes (SCM_RIGHTS, as
+    /// RING_SETUP's reply carries) are appended to `descriptors`, close-on-exec. A plain recv would discard them.
+    public static func receive(
+        _ descriptor: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        deadline: Deadline,
+        descriptors: inout [Int32]
+    ) throws -> ReceiveResult {
         while true {
             let remaining = deadline.remaining
-            var flags: Int32 = 0
-            if remaining < .milliseconds(1) {
-                flags = Int32(MSG_DONTWAIT)  // SO_RCVTIMEO of 0 would mean "wait forever".
-            } else {
-                try self.setReceiveTimeout(descriptor, remaining)
+            // SO_RCVTIMEO of 0 would mean "wait forever": poll instead once the deadline is this close.
+            try self.setReceiveTimeout(descriptor, max(remaining, .milliseconds(1)))
+            var fds = [Int32](repeating: -1, count: 8)
+            var received: UInt32 = 0
+            // A signal does not end the wait; the retried recvmsg keeps the timeout set above.
+            let count = fds.withUnsafeMutableBufferPointer { fds in
+                SystemCall.retryingOnInterrupt {
+                    cgmem_receive_with_fds(
+                        descriptor,
+                        buffer.baseAddress,
+                        UInt(buffer.count),
+                        fds.baseAddress,
+                        8,
+                        &received
+                    )
+                }
             }
-            // A signal does not end the wait; the retried recv keeps the timeout set above.
-            let count = SystemCall.retryingOnInterrupt { recv(descriptor, buffer.baseAddress, buffer.count, flags) }
+            descriptors.append(contentsOf: fds[..<Int(received)])
             if count > 0 { return .bytes(count) }
             if count == 0 { return .closed }
             switch errno {
-            case EAGAIN: if deadline.hasPassed || flags != 0 { return .timedOut }
+            case EAGAIN: if deadline.hasPassed { return .timedOut }
             case ECONNRESET: return .closed
-            case let code: throw GmemTestingError.systemCall("recv", errno: code)
+            case let code: throw GmemTestingError.systemCall("recvmsg", errno: code)
             }
         }
     }

@@ -53,6 +53,18 @@ struct Gmemd: AsyncParsableCommand {
     @Option(help: "Open connections; more are refused with EBUSY.")
     var maxConnections: Int = 1024
 
+    @Option(help: "Shared-memory rings one connection may open; more are refused with ENOSPC (0: no rings).")
+    var maxRings: Int = 8
+
+    @Option(
+        name: .customLong("ring-poll-us"),
+        help: "Microseconds a ring poller keeps polling after its last entry before it sleeps (0: doorbell only)."
+    )
+    var ringPollMicroseconds: Int = 50
+
+    @Option(help: "Poller threads serving every connection's rings.")
+    var ringThreads: Int = 1
+
     @Option(
         name: .customLong("allow-uid"),
         help: "Also allow this uid (repeatable). Root and gmemd's own uid are always allowed."
@@ -100,6 +112,15 @@ struct Gmemd: AsyncParsableCommand {
             throw ValidationError("--max-gpcs, --max-connections and --threads must be positive")
         }
         guard self.frameTimeout > 0 else { throw ValidationError("--frame-timeout must be positive") }
+        guard self.maxRings >= 0, self.maxRings <= 1024 else {
+            throw ValidationError("--max-rings must lie between 0 and 1024")
+        }
+        guard self.ringPollMicroseconds >= 0, self.ringPollMicroseconds <= 1_000_000 else {
+            throw ValidationError("--ring-poll-us must lie between 0 and 1000000 (one second)")
+        }
+        guard self.ringThreads >= 1, self.ringThreads <= 64 else {
+            throw ValidationError("--ring-threads must lie between 1 and 64")
+        }
         // The floor keeps every fixed-size reply (HELLO, STATS) within one payload.
         guard self.maxPayload.value >= 4096, self.maxPayload.value <= 64 << 20 else {
             throw ValidationError("--max-payload must lie between 4K and 64M")
@@ -161,6 +182,9 @@ struct Gmemd: AsyncParsableCommand {
         configuration.maxPayload = Int(self.maxPayload.value)
         configuration.maxCachesPerConnection = self.maxGPCs
         configuration.maxConnections = self.maxConnections
+        configuration.maxRingsPerConnection = self.maxRings
+        configuration.ringPollMicroseconds = self.ringPollMicroseconds
+        configuration.ringThreads = self.ringThreads
         configuration.frameTimeout = .nanoseconds(Int64(self.frameTimeout * 1e9))
         configuration.access.allowedUIDs = Set(self.allowUIDs)
         configuration.access.allowedGIDs = Set(self.allowGIDs + allowedGroupIDs)

@@ -35,6 +35,8 @@ struct GoldenVectorTests {
             offset: 8,
             AtomicArguments(op: .compareExchange, width: 4, operand: 7, expected: 5)
         ),
+        "request.ring_setup": .ringSetup(entries: 64, dataSize: 0x10_0000),
+        "request.ring_close": .ringClose(ringID: 1),
         "request.writev_partial": .writev(
             segments: [WireSegment(gpa: 0x1000, length: 4), WireSegment(gpa: 0x8000, length: 4)],
             data: [0, 1, 2, 3, 4, 5, 6, 7]
@@ -157,6 +159,10 @@ struct GoldenVectorTests {
         }
         try check("atomic") { Reply.encode(replyingTo: $0, payload: AtomicReply(value: 41), into: &$1) }
         try check("gpc_atomic") { Reply.encode(replyingTo: $0, payload: AtomicReply(value: 5), into: &$1) }
+        try check("ring_setup") {
+            let reply = RingSetupReply(ringID: 1, entries: 64, dataSize: 0x10_0000, mmapSize: 0x10_3000)
+            Reply.encode(replyingTo: $0, payload: reply, into: &$1)
+        }
         try check("writev_partial") {
             let progress = VectorProgressPayload(bytesCompleted: 4, segment: 1, segmentBytes: 0)
             Reply.encodeVectorPartialFailure(replyingTo: $0, .noMemory, progress: progress, into: &$1)
@@ -165,7 +171,9 @@ struct GoldenVectorTests {
         try check("read") { Reply.encode(replyingTo: $0, payload: Array(0x10...0x1f) as [UInt8], into: &$1) }
         try check("gpc_activate") { Reply.encode(replyingTo: $0, payload: GpcActivateReply(handle: 1), into: &$1) }
         try check("gpc_read") { Reply.encode(replyingTo: $0, payload: [0xaa, 0xbb, 0xcc, 0xdd] as [UInt8], into: &$1) }
-        for name in ["write", "writev", "gpc_deactivate", "gpc_write", "gpc_refresh", "set_attributes", "discard"] {
+        for name in [
+            "write", "writev", "ring_close", "gpc_deactivate", "gpc_write", "gpc_refresh", "set_attributes", "discard",
+        ] {
             try check(name) { Reply.encodeEmpty(replyingTo: $0, into: &$1) }
         }
         let stats = try StatsReply([
@@ -189,6 +197,9 @@ struct GoldenVectorTests {
         var event: [UInt8] = []
         Reply.encodeEvent(GpcInvalidatedEvent(handle: 1, reason: .discarded), into: &event)
         #expect(event == GoldenVectors.frame(named: "event.gpc_invalidated")?.bytes)
+        var ringFailed: [UInt8] = []
+        RingFailedEvent(ringID: 1, status: -Errno.protocolError.rawValue).encodeFrame(into: &ringFailed)
+        #expect(ringFailed == GoldenVectors.frame(named: "event.ring_failed")?.bytes)
     }
 
     @Test("typed success replies decode from the golden bytes")

@@ -132,6 +132,8 @@ enum OwnedRequest: Hashable {
     case writev(segments: [WireSegment], data: [UInt8])
     case atomic(gpa: UInt64, AtomicArguments)
     case gpcAtomic(handle: UInt64, offset: UInt32, AtomicArguments)
+    case ringSetup(entries: UInt32, dataSize: UInt64)
+    case ringClose(ringID: UInt32)
 
     init(_ request: Request) {
         switch request {
@@ -156,6 +158,8 @@ enum OwnedRequest: Hashable {
         case .atomic(let gpa, let arguments): self = .atomic(gpa: gpa, arguments)
         case .gpcAtomic(let handle, let offset, let arguments):
             self = .gpcAtomic(handle: handle, offset: offset, arguments)
+        case .ringSetup(let entries, let dataSize): self = .ringSetup(entries: entries, dataSize: dataSize)
+        case .ringClose(let ringID): self = .ringClose(ringID: ringID)
         }
     }
 
@@ -185,6 +189,10 @@ enum OwnedRequest: Hashable {
         case .atomic(let gpa, let arguments): return try body(.atomic(gpa: gpa, arguments))
         case .gpcAtomic(let handle, let offset, let arguments):
             return try body(.gpcAtomic(handle: handle, offset: offset, arguments))
+        case .ringSetup(let entries, let dataSize):
+            return try body(.ringSetup(entries: entries, dataSize: dataSize))
+        case .ringClose(let ringID):
+            return try body(.ringClose(ringID: ringID))
         }
     }
 

@@ -110,6 +110,9 @@ struct RequestDecodingTests {
             ),
             .gpcAtomic(handle: 3, offset: 4, AtomicArguments(op: .compareExchange, width: 2, operand: 2, expected: 1))
         ),
+        // The entry and size rules are the server's: any values decode.
+        (RawFrame(opcode: 18, payload: le(UInt32(3), UInt32(0), UInt64.max)), .ringSetup(entries: 3, dataSize: .max)),
+        (RawFrame(opcode: 19, payload: le(UInt32(7), UInt32(0))), .ringClose(ringID: 7)),
     ]
 
     @Test("every opcode decodes to its fields and re-encodes to the same bytes", arguments: 0..<wellFormed.count)
@@ -149,7 +152,7 @@ struct RequestDecodingTests {
 
     @Test(
         "unknown opcodes are -EOPNOTSUPP, before any shape check",
-        arguments: [0, 18, 0x7f, 0x80, 0x81, 0xffff] as [UInt16]
+        arguments: [0, 20, 0x7f, 0x80, 0x81, 0xffff] as [UInt16]
     )
     func unknownOpcode(opcode: UInt16) {
         #expect(throws: Errno.operationNotSupported) { try RawFrame(opcode: opcode).decode() }

@@ -113,7 +113,8 @@ struct WireBasicsTests {
         #expect(
             [HelloReply.RegionFlags.noDirectMap, .secretmem, .readOnly, .recovered].map(\.rawValue) == [1, 2, 4, 8]
         )
-        #expect(Opcode.allRequests.map(\.rawValue) == Array(1...17))
-        #expect(Opcode.gpcInvalidated.rawValue == 0x80)
+        #expect(Opcode.allRequests.map(\.rawValue) == Array(1...19))
+        #expect(Opcode.gpcInvalidated.rawValue == 0x80 && Opcode.ringFailed.rawValue == 0x81)
+        #expect(HelloReply.Features.rings.rawValue == 4)
     }
 }

@@ -23,6 +23,8 @@ enum ConnectionStateEvent: Sendable {
     case flushed(isWritable: Bool)
     case offloadStarted
     case offloadDone
+    case descriptorsPending
+    case descriptorsSent
     case writable
     case quiesce
     case timerFired
@@ -68,6 +70,10 @@ extension ConnectionState {
             return .flow(self.offloadStarted())
         case .offloadDone:
             return self.offloadDone().map { .flow($0) } ?? .nothing
+        case .descriptorsPending:
+            return .flow(self.descriptorsPending())
+        case .descriptorsSent:
+            return self.descriptorsSent().map { .flow($0) } ?? .nothing
         case .writable:
             return self.writable().map { .flow($0) } ?? .nothing
         case .quiesce:

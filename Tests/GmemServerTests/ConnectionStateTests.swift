@@ -30,12 +30,12 @@ struct ConnectionStateTests {
             steps: Frames.ready
         ),
         ConnectionStateRow(
-            name: "unknown feature bits are not granted; EVENTS and DEVICE_OPS are",
+            name: "unknown feature bits are not granted; EVENTS, DEVICE_OPS and RINGS are",
             steps: [
                 (.bytes(Frames.hello(features: 0xFFFF_FFFF)), .nothing),
                 (
                     .next(pendingReplyBytes: 0),
-                    .frame(.hello, id: 1, .acceptHello(readOnly: false, features: [.events, .deviceOps]))
+                    .frame(.hello, id: 1, .acceptHello(readOnly: false, features: [.events, .deviceOps, .rings]))
                 ),
             ]
         ),
@@ -173,6 +173,31 @@ struct ConnectionStateTests {
                 (.next(pendingReplyBytes: 40), .batchEnded(.none)),
                 (.write(flush: true), .write(.write(flush: true))),
                 (.offloadDone, .nothing),
+            ]
+        ),
+        ConnectionStateRow(
+            name:
+                "RING_SETUP's reply with descriptors: events wait behind it, a quiesce waits for it, then the drain closes",
+            steps: Frames.ready + [
+                (
+                    .bytes(
+                        Frames.frame(.ringSetup, id: 2, payload: .init(repeating: 0, count: 16)) + Frames.ping(id: 3)
+                    ),
+                    .nothing
+                ),
+                (.next(pendingReplyBytes: 0), .frame(.ringSetup, id: 2, .dispatch(readOnly: false))),
+                (.descriptorsPending, .flow(.pauseReading)),
+                (.next(pendingReplyBytes: 0), .batchEnded(.none)),
+                // Unlike an offload, nothing may be written before the reply that carries descriptors.
+                (.eventReady, .event(.joinBatch)),
+                (.quiesce, .nothing),
+                (.offloadDone, .nothing),
+                (.writable, .nothing),
+                (.descriptorsSent, .flow(.resumeDispatch)),
+                (.next(pendingReplyBytes: 32), .frame(.ping, id: 3, .dispatch(readOnly: false))),
+                (.next(pendingReplyBytes: 56), .batchEnded(.none)),
+                (.write(flush: true), .write(.writeAndClose)),
+                (.descriptorsSent, .nothing),
             ]
         ),
         ConnectionStateRow(

@@ -18,10 +18,10 @@ struct HelloTests {
     func helloReply() throws {
         let daemon = try DaemonProcess.start(arguments: ["--max-gpcs", "12", "--max-payload", "64K"])
         let connection = try daemon.connect()
-        // Unknown feature bits are ignored, not an error: only EVENTS and DEVICE_OPS are granted.
+        // Unknown feature bits are ignored, not an error: only EVENTS, DEVICE_OPS and RINGS are granted.
         let hello = try connection.hello(features: HelloReply.Features(rawValue: 0xffff_ffff))
         #expect(hello.version == 1)
-        #expect(hello.features == [.events, .deviceOps])
+        #expect(hello.features == [.events, .deviceOps, .rings])
         // The floor for a descriptor chain is 64 segments; gmemd serves 1024.
         #expect(hello.maxSegments == 1024)
         #expect(UInt64(hello.pageSize) == pageSize)

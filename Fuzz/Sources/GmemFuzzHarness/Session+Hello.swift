@@ -40,7 +40,7 @@ extension Session {
         let expectedFlags: UInt32 = (self.model.directMap ? 0 : 1) | (self.model.readOnly ? 4 : 0)
         let fields: [(String, UInt64, UInt64)] = [
             ("version", UInt64(p.u32(0)), 1),
-            ("features", UInt64(p.u32(4)), UInt64(requested & 3)),
+            ("features", UInt64(p.u32(4)), UInt64(requested & 7)),
             ("page_size", UInt64(p.u32(8)), UInt64(self.model.pageSize)),
             ("folio_size", UInt64(p.u32(12)), UInt64(self.model.folioSize)),
             ("region_size", p.u64(16), self.model.regionSize),

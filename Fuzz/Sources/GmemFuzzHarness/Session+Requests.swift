@@ -4,12 +4,13 @@ extension Session {
         let model = self.model
         let einval = -Errno.EINVAL
         if header.opcode == 1 { return self.expectError(reply, -Errno.EALREADY, "a second HELLO") }
-        guard (2...17).contains(header.opcode) else {
+        guard (2...19).contains(header.opcode) else {
             return self.expectError(reply, -Errno.EOPNOTSUPP, "an unknown opcode")
         }
         guard header.flags == 0, header.status == 0 else {
             return self.expectError(reply, einval, "request flags or status")
         }
+        if header.opcode >= 18 { return self.checkRingRequest(header, q, reply) }
         if header.opcode >= 14 { return self.checkDeviceOp(header, q, reply) }
         let modifying = [4, 8, 10, 11].contains(header.opcode)
         /// Rule 4 for the fixed-size payloads, then rule 5.

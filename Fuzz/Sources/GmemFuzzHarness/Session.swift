@@ -52,6 +52,8 @@ struct Session {
         // every conversion and discard runs inline (the real daemon offloads
         // those over 64 MiB; the fault campaign covers that path).
         configuration.offloadThreshold = .max
+        // No socket to pass a ring's descriptors over (Session+Rings.swift).
+        configuration.maxRingsPerConnection = 0
         let handler = GmemServer.makeConnectionHandler(
             memory: self.setup.memory,
             configuration: configuration,

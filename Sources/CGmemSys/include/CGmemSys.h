@@ -139,4 +139,14 @@ int cgmem_eventfd(void);
 /// socket of a channel SwiftNIO accepted (NIO does not expose it).
 unsigned long long cgmem_socket_cookie(int socket);
 
+
+/// epoll(7), which the Glibc module Swift imports does not include. Level
+/// triggered, EPOLLIN only; `data` comes back from cgmem_epoll_wait.
+int cgmem_epoll_create(void);
+int cgmem_epoll_add(int epoll, int fd, unsigned long long data);
+int cgmem_epoll_remove(int epoll, int fd);
+/// Waits up to `timeout_ms` (-1: forever) and stores the `data` of up to
+/// `capacity` ready descriptors. Returns their number, or -1 with errno set.
+int cgmem_epoll_wait(int epoll, unsigned long long *data, int capacity, int timeout_ms);
+
 #endif
