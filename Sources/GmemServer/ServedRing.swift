@@ -2,6 +2,10 @@ import GmemCore
 import GmemProtocol
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One ring as its poller thread serves it (PROTOCOL.md section 10).
 ///
 /// Only the poller calls ``serve(budget:)``; the connection's event loop
@@ -20,8 +24,12 @@ final class ServedRing: @unchecked Sendable {
 
     private var submissionHead: UInt32 = 0
     private var completionTail: UInt32 = 0
-    /// Pages a pass keeps accessible; released before its completions are published.
+    /// Pages the ring's recent entries keep accessible (see ``serve(budget:)``).
     private var held = HeldPages()
+    /// When `held` took its first reference, in CLOCK_MONOTONIC nanoseconds.
+    private var heldSince: UInt64 = 0
+    /// The longest a busy ring keeps pages accessible without an idle pass.
+    static let maximumHoldNanoseconds: UInt64 = 1_000_000
     private let stopRequested = Atomic<Bool>(false)
     private var failed = false
 
@@ -39,6 +47,7 @@ final class ServedRing: @unchecked Sendable {
         self.readOnly = readOnly
         self.server = server
         self.onFailure = onFailure
+        server.ringsActive.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// Whether the poller should drop this ring.
@@ -74,7 +83,12 @@ final class ServedRing: @unchecked Sendable {
         // One read of each client-owned index per pass (10.6).
         let submissionTail = shared.loadAcquire(RingLayout.Offset.submissionTail)
         let waiting = submissionTail &- self.submissionHead
-        guard waiting != 0 else { return false }
+        guard waiting != 0 else {
+            // Idle: the pages of the last entries become inaccessible again
+            // unless someone else holds them.
+            self.releaseHeldPages()
+            return false
+        }
         let completionHead = shared.loadAcquire(RingLayout.Offset.completionHead)
         let unconsumed = self.completionTail &- completionHead
         guard waiting <= entries, unconsumed <= entries else {
@@ -83,7 +97,10 @@ final class ServedRing: @unchecked Sendable {
         }
         // A full completion queue stalls this ring, and only it.
         let count = min(Int(waiting), Int(entries - unconsumed), budget)
-        guard count > 0 else { return false }
+        guard count > 0 else {
+            self.releaseHeldPages()
+            return false
+        }
         let dataArea = shared.dataArea
         for _ in 0..<count {
             let submission = RingSubmission(copying: shared.submissionSlot(self.submissionHead))
@@ -92,9 +109,17 @@ final class ServedRing: @unchecked Sendable {
             completion.store(to: shared.completionSlot(self.completionTail))
             self.completionTail &+= 1
         }
-        // The pass is over: its pages become inaccessible again unless someone
-        // else holds them, before the client can see the completions.
-        self.server.memory.release(&self.held)
+        // A busy ring keeps its pages across passes, as the socket keeps them
+        // across one read batch: a client that keeps a hot page busy pays one
+        // restore and one zap per idle gap (or per millisecond), not per pass.
+        if !self.held.isEmpty {
+            let now = Self.now()
+            if self.heldSince == 0 {
+                self.heldSince = now
+            } else if now &- self.heldSince >= Self.maximumHoldNanoseconds {
+                self.releaseHeldPages()
+            }
+        }
         shared.storeRelease(self.submissionHead, at: RingLayout.Offset.submissionHead)
         shared.storeRelease(self.completionTail, at: RingLayout.Offset.completionTail)
         // Publish, then look at the client's flag (10.5).
@@ -107,6 +132,18 @@ final class ServedRing: @unchecked Sendable {
         return true
     }
 
+    private func releaseHeldPages() {
+        guard !self.held.isEmpty else { return }
+        self.server.memory.release(&self.held)
+        self.heldSince = 0
+    }
+
+    private static func now() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+    }
+
     /// Announces (or withdraws) that the poller is about to sleep.
     func setNeedWakeup(_ sleeping: Bool) {
         self.memory.shared.storeRelease(sleeping ? RingLayout.needWakeup : 0, at: RingLayout.Offset.serverFlags)
@@ -117,6 +154,7 @@ final class ServedRing: @unchecked Sendable {
         self.server.memory.release(&self.held)
         self.server.memory.retire(self.dataPath.counters)
         self.memory.close()
+        self.server.ringsActive.wrappingSubtract(1, ordering: .releasing)
     }
 
     private func execute(_ submission: RingSubmission, dataArea: UnsafeMutableRawBufferPointer) -> RingCompletion {

@@ -18,6 +18,8 @@ final class ServerContext: Sendable {
     let connectionsTotal = Atomic<UInt64>(0)
     let errors = Atomic<UInt64>(0)
     let connectionIDs = Atomic<UInt64>(0)
+    /// Rings set up and not yet finished by their poller.
+    let ringsActive = Atomic<Int>(0)
     /// The threads serving every connection's rings, started with the first ring.
     let ringPollers: RingPollers
 
@@ -62,6 +64,7 @@ final class ServerContext: Sendable {
             ("connections", UInt64(self.connections.load(ordering: .relaxed))),
             ("connections_total", self.connectionsTotal.load(ordering: .relaxed)),
             ("errors", self.errors.load(ordering: .relaxed)),
+            ("rings_active", UInt64(self.ringsActive.load(ordering: .relaxed))),
             ("region_size", self.memory.geometry.regionSize),
         ]
     }

@@ -87,6 +87,24 @@ extension DaemonProcess {
         return ProcessStatus(parsing: text)
     }
 
+    /// CPU time every thread of the daemon has run so far, in nanoseconds (the first field of each
+    /// `/proc/PID/task/TID/schedstat`), or `nil` once it has ended.
+    public func cpuNanoseconds() -> UInt64? {
+        guard self.isRunning, let directory = opendir("/proc/\(self.pid)/task") else { return nil }
+        defer { closedir(directory) }
+        var total: UInt64 = 0
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard Int(name) != nil, let text = try? ProcMaps.readFile("/proc/\(self.pid)/task/\(name)/schedstat"),
+                let first = text.split(separator: " ").first, let nanoseconds = UInt64(first)
+            else { continue }
+            total += nanoseconds
+        }
+        return total
+    }
+
     /// The protection `/proc/PID/maps` shows for each guest page in `pages` of the daemon's `/memfd:gmemd-guest`
     /// mapping: `---s` where the daemon cannot touch the page, `rw-s` where it can.
     ///

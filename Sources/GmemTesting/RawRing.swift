@@ -122,6 +122,27 @@ public final class RawRing {
         return completions
     }
 
+    /// Waits for at least one completion (spinning `spin` times before sleeping on the doorbell) and consumes every
+    /// completion available then.
+    public func completeAvailable(timeout: Duration = .seconds(5), spin: Int = 2000) throws -> [RingCompletion] {
+        let deadline = Deadline(after: timeout)
+        var spins = 0
+        while true {
+            let tail = self.shared.loadAcquire(RingLayout.Offset.completionTail)
+            if tail != self.completionHead {
+                var completions: [RingCompletion] = []
+                while self.completionHead != tail {
+                    completions.append(RingCompletion(loading: self.shared.completionSlot(self.completionHead)))
+                    self.completionHead &+= 1
+                }
+                self.shared.storeRelease(self.completionHead, at: RingLayout.Offset.completionHead)
+                return completions
+            }
+            spins += 1
+            if spins >= spin { try self.sleepForCompletions(deadline: deadline) }
+        }
+    }
+
     /// Announces WANT_WAKEUP, checks once more, then sleeps on the completion doorbell (10.5).
     private func sleepForCompletions(deadline: Deadline) throws {
         self.shared.storeRelease(RingLayout.wantWakeup, at: RingLayout.Offset.clientFlags)

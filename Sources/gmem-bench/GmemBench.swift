@@ -15,7 +15,10 @@ struct GmemBench: ParsableCommand {
         abstract:
             "Benchmarks for gmemd: the core's start-up, the served protocol against a raw baseline, the target suite.",
         discussion: "Measure with release builds (swift build -c release). See Benchmarks/README.md.",
-        subcommands: [Startup.self, RunCommand.self, RawServerCommand.self, ProtectPairCommand.self, SuiteCommand.self]
+        subcommands: [
+            Startup.self, RunCommand.self, RawServerCommand.self, ProtectPairCommand.self, SuiteCommand.self,
+            FetchAddCommand.self,
+        ]
     )
 }
 

@@ -64,8 +64,20 @@ struct SuiteCommand: ParsableCommand {
     @Option(help: "GPCs sharing each page in target 9 (keeps the VMA count under vm.max_map_count).")
     var gpcsPerPage = 5
 
+    @Option(
+        help:
+            "Run only these groups of targets, comma-separated: core (1-6), rings (R1-R7), startup (7), idle (8), gpcs (9)."
+    )
+    var only: String?
+
     @Flag(help: "Print JSON.")
     var json = false
+
+    /// Whether the group named `group` runs.
+    func runs(_ group: String) -> Bool {
+        guard let only = self.only else { return true }
+        return only.split(separator: ",").contains { $0 == group }
+    }
 
     @Flag(help: "Measure even from a debug build (numbers are then meaningless).")
     var allowDebug = false
@@ -75,6 +87,14 @@ struct SuiteCommand: ParsableCommand {
             throw ValidationError("--duration must be positive, --warmup not negative")
         }
         guard self.rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        if let only = self.only {
+            let groups = ["core", "rings", "startup", "idle", "gpcs"]
+            for group in only.split(separator: ",") where !groups.contains(String(group)) {
+                throw ValidationError(
+                    "--only: unknown group '\(group)'; the groups are \(groups.joined(separator: ", "))"
+                )
+            }
+        }
         guard self.gpcConnections >= 1, self.gpcs % self.gpcConnections == 0 else {
             throw ValidationError("--gpcs must be a multiple of --gpc-connections")
         }
@@ -219,10 +239,11 @@ struct SuiteRun {
         self.sections["protect_pair"] = pairJSON.value
         self.pairWithSibling = siblingPair.nanosPerPair
 
-        self.runCoreTargets(pairNanos: pair.nanosPerPair)
-        self.runStartupTarget()
-        self.runIdleTarget()
-        self.runGPCTarget()
+        if self.options.runs("core") { self.runCoreTargets(pairNanos: pair.nanosPerPair) }
+        if self.options.runs("rings") { self.runRingTargets() }
+        if self.options.runs("startup") { self.runStartupTarget() }
+        if self.options.runs("idle") { self.runIdleTarget() }
+        if self.options.runs("gpcs") { self.runGPCTarget() }
 
         let elapsed = Double(monotonicNanos() - start) / 1e9
         self.report(elapsed: elapsed)

@@ -100,7 +100,10 @@ struct RingTests {
         #expect(gpcRead.status == 0 && gpcRead.length == 10)
         #expect(ring.loadData(at: 13000, count: 10) == [99, 0, 0, 0, 0, 0, 0, 0, 0xaa, 0xbb])
 
-        // Nothing stays held: every page is back to refcount 0 but the GPC's.
+        // Nothing stays held once the ring is idle: every page is back to refcount 0 but the GPC's.
+        try waitUntil("the idle ring to release its pages") {
+            try connection.pageStates(gpa: 0x1_0000, count: 2).allSatisfy { $0.refcount == 0 }
+        }
         try expectPages(
             [0x1_0000: 0, 0x1_1000: 0, 0x2_0000: 0, 0x3_0000: 0, 0x4000: 1],
             in: session.daemon,
@@ -168,6 +171,10 @@ struct RingTests {
         ring.storeSegmentTable(chain, at: 0)
         let before = try statistic("protect_calls", of: session.connection)
         #expect(try ring.call(.vector(.readv, cookie: 1, segments: 16, table: 0, data: 4096)).length == 16 * 128)
+        // The ring releases its pages on its first idle pass after the entry.
+        try waitUntil("the idle ring to release its pages") {
+            try session.connection.pageStates(gpa: 0x10_0000, count: 16).allSatisfy { $0.refcount == 0 }
+        }
         let after = try statistic("protect_calls", of: session.connection)
         #expect(after - before == 2, "\(after - before) protection calls")
     }
@@ -224,8 +231,8 @@ struct RingTests {
         ring.submit(reads)
         client.close()
         ring.close()
-        try waitUntil("the rings to be released", timeout: .seconds(5)) {
-            (try? probe.pageStates(gpa: 0x40_0000, count: 8).allSatisfy { $0.refcount == 0 }) ?? false
+        try waitUntil("the ring to be finished", timeout: .seconds(5)) {
+            try statistic("rings_active", of: probe) == 0
         }
         try expectPages(
             Dictionary(uniqueKeysWithValues: (0..<8).map { (0x40_0000 + UInt64($0) * pageSize, UInt16(0)) }),
