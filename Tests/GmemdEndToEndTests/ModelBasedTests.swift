@@ -13,7 +13,7 @@ import Testing
 /// What the daemon's state must be, as far as a client can tell: every page's attribute, every GPC (its window and
 /// whether it is valid), and every byte of guest memory. References are derived: a page's count is the number of
 /// valid GPCs on it, and a page is mapped exactly when it is shared or counted.
-private struct RegionModel {
+struct RegionModel {
     struct Gpc {
         var gpa: UInt64
         var length: Int
@@ -53,7 +53,7 @@ private struct RegionModel {
     }
 }
 
-@Suite("Model-based: random operations from several clients")
+@Suite("Model-based: random operations from several clients, over the socket and over rings")
 struct ModelBasedTests {
     private static let clientCount = 3
     private static let steps = 300
@@ -68,6 +68,8 @@ struct ModelBasedTests {
         let daemon = try DaemonProcess.start(arguments: ["--folio-size", folioSize])
         let probe = try daemon.connectWithHello()
         var clients = try (0..<Self.clientCount).map { _ in try daemon.connectWithHello(features: .events) }
+        // Each client also has a ring: READ, WRITE, GPC_READ and GPC_WRITE pick a transport at random.
+        var rings = try clients.map { try $0.ring(entries: 8, dataSize: 1 << 16) }
         var model = RegionModel(clients: Self.clientCount)
         var random = SplitMix64(state: seed)
         var history: [String] = []
@@ -79,6 +81,8 @@ struct ModelBasedTests {
             // The pages this step may have changed; the whole region is compared every tenth step.
             var touched: [Range<Int>] = []
             var checkAll = step % 10 == 9 || step == Self.steps - 1
+            let ring: RawRing? = Bool.random(using: &random) ? rings[client] : nil
+            let via = ring == nil ? "" : " (ring)"
             let action = Int.random(in: 0..<100, using: &random)
             let description: String
             switch action {
@@ -98,30 +102,32 @@ struct ModelBasedTests {
                 description = "client \(client) GPC_DEACTIVATE \(handle)"
             case 22..<34:
                 guard let (handle, gpc) = model.gpcs[client].randomElement(using: &random) else { continue }
-                let reply = try connection.gpcRead(handle: handle, length: UInt32(gpc.length))
+                let (status, data) =
+                    try ring.map { try Self.ringGpcRead($0, handle: handle, length: gpc.length) }
+                    ?? connection.gpcRead(handle: handle, length: UInt32(gpc.length)).statusAndPayload
                 touched.append(Self.pages(gpc.gpa, 1))
                 if gpc.isValid {
                     let start = Int(gpc.gpa)
-                    #expect(
-                        reply.payload == Array(model.memory[start..<(start + gpc.length)]),
-                        "step \(step): GPC_READ data"
-                    )
+                    #expect(status == 0, "step \(step): GPC_READ\(via): \(status)")
+                    #expect(data == Array(model.memory[start..<(start + gpc.length)]), "step \(step): GPC_READ data")
                 } else {
-                    #expect(reply.isError(.stale), "step \(step): GPC_READ of an invalidated GPC: \(reply.outcome)")
+                    #expect(status == -Errno.stale.rawValue, "step \(step): GPC_READ\(via) of an invalidated GPC: \(status)")
                 }
-                description = "client \(client) GPC_READ \(handle)"
+                description = "client \(client) GPC_READ\(via) \(handle)"
             case 34..<42:
                 guard let (handle, gpc) = model.gpcs[client].randomElement(using: &random) else { continue }
                 let data = Payload.pattern(gpc.length, seed: step)
-                let reply = try connection.gpcWrite(handle: handle, data: data)
+                let status =
+                    try ring.map { try Self.ringGpcWrite($0, handle: handle, data: data) }
+                    ?? connection.gpcWrite(handle: handle, data: data).statusAndPayload.status
                 touched.append(Self.pages(gpc.gpa, 1))
                 if gpc.isValid {
-                    #expect(reply.isSuccess, "step \(step): GPC_WRITE: \(reply.outcome)")
+                    #expect(status == 0, "step \(step): GPC_WRITE\(via): \(status)")
                     model.memory.replaceSubrange(Int(gpc.gpa)..<(Int(gpc.gpa) + gpc.length), with: data)
                 } else {
-                    #expect(reply.isError(.stale), "step \(step): GPC_WRITE of an invalidated GPC: \(reply.outcome)")
+                    #expect(status == -Errno.stale.rawValue, "step \(step): GPC_WRITE\(via) of an invalidated GPC: \(status)")
                 }
-                description = "client \(client) GPC_WRITE \(handle)"
+                description = "client \(client) GPC_WRITE\(via) \(handle)"
             case 42..<50:
                 guard let (handle, old) = model.gpcs[client].randomElement(using: &random) else { continue }
                 let (gpa, length) = Self.randomWindow(using: &random)
@@ -131,17 +137,23 @@ struct ModelBasedTests {
                 description = "client \(client) GPC_REFRESH \(handle) -> 0x\(String(gpa, radix: 16))"
             case 50..<62:
                 let (gpa, length) = Self.randomRange(using: &random)
-                let data = try connection.readBytes(gpa: gpa, length: UInt32(length))
+                let data =
+                    try ring.map { try Self.ringRead($0, gpa: gpa, length: length) }
+                    ?? connection.readBytes(gpa: gpa, length: UInt32(length))
                 touched.append(Self.pages(gpa, length))
-                #expect(data == Array(model.memory[Int(gpa)..<(Int(gpa) + length)]), "step \(step): READ data")
-                description = "client \(client) READ 0x\(String(gpa, radix: 16)) len \(length)"
+                #expect(data == Array(model.memory[Int(gpa)..<(Int(gpa) + length)]), "step \(step): READ\(via) data")
+                description = "client \(client) READ\(via) 0x\(String(gpa, radix: 16)) len \(length)"
             case 62..<74:
                 let (gpa, length) = Self.randomRange(using: &random)
                 let data = Payload.pattern(length, seed: step)
-                try connection.writeBytes(gpa: gpa, data: data)
+                if let ring {
+                    try Self.ringWrite(ring, gpa: gpa, data: data)
+                } else {
+                    try connection.writeBytes(gpa: gpa, data: data)
+                }
                 touched.append(Self.pages(gpa, length))
                 model.memory.replaceSubrange(Int(gpa)..<(Int(gpa) + length), with: data)
-                description = "client \(client) WRITE 0x\(String(gpa, radix: 16)) len \(length)"
+                description = "client \(client) WRITE\(via) 0x\(String(gpa, radix: 16)) len \(length)"
             case 74..<88:
                 let pages = Self.randomPages(using: &random)
                 let shared = Bool.random(using: &random)
@@ -183,11 +195,14 @@ struct ModelBasedTests {
                     try statistic("gpc_active", of: probe) == remaining
                 }
                 clients[client] = try daemon.connectWithHello(features: .events)
+                rings[client] = try clients[client].ring(entries: 8, dataSize: 1 << 16)
                 checkAll = true
                 description = "client \(client) reconnects"
             }
             history.append("\(step): \(description)")
             try self.checkEvents(expectedEvents, clients: clients, step: step)
+            // A ring keeps the pages of its last entries until its next idle pass, a moment later.
+            if ring != nil { try Self.waitForIdleRings(model, probe: probe, touched: touched) }
             for pages in checkAll ? [0..<Self.pageCount] : touched {
                 try self.check(pages, model, daemon: daemon, probe: probe, step: step, history: history)
             }
