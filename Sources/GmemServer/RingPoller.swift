@@ -159,8 +159,13 @@ final class RingPoller: @unchecked Sendable {
 
     private func dropStoppedRings() {
         guard self.rings.contains(where: { $0.isStopping }) else { return }
-        for ring in self.rings where ring.isStopping { self.drop(ring) }
-        self.rings.removeAll { $0.isStopping }
+        // Decide once per ring: the event loop may ask another ring to stop
+        // meanwhile, and a ring removed without drop() would leak its pages.
+        var kept: [ServedRing] = []
+        for ring in self.rings {
+            if ring.isStopping { self.drop(ring) } else { kept.append(ring) }
+        }
+        self.rings = kept
     }
 
     private func drop(_ ring: ServedRing) {

@@ -728,6 +728,8 @@ def case_storms(case):
         case.notes.append("restores %d, zaps %d, invalidations %d" % (stats["restores"], stats["zaps"], stats["gpc_invalidations"]))
 
 
+from ring_cases import case_ring_killed_clients, case_ring_stalled_consumer  # noqa: E402
+
 CASES = [
     ("killed-clients", case_killed_clients),
     ("connection-cycles", case_connection_cycles),
@@ -736,6 +738,8 @@ CASES = [
     ("map-count-exhaustion", case_map_count_exhaustion),
     ("sparse-pressure", case_sparse_pressure),
     ("conversion-storms", case_storms),
+    ("ring-killed-clients", lambda case: case_ring_killed_clients(case, child_process)),
+    ("ring-stalled-consumer", lambda case: case_ring_stalled_consumer(case, child_process)),
 ]
 
 
