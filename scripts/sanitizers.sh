@@ -132,7 +132,10 @@ run_thread() {
     # - ShutdownTests: SIGTERM drains connections of every loop from the
     #   signal thread;
     # - ModelBasedTests: random operation sequences over several connections;
-    # - ClientGuestPageCacheTests: GPCs invalidated under the Swift client.
+    # - ClientGuestPageCacheTests: GPCs invalidated under the Swift client;
+    # - RingTests: ring pollers serving entries (GPCs looked up from another
+    #   thread than the connection's loop, released across threads);
+    # - DeviceOpsTests: atomic operations from several clients at once.
     # Deadlock detector off in the daemon for the reason given above (a range
     # conversion holds hundreds of folio locks).
     local gmemd
@@ -141,7 +144,7 @@ run_thread() {
         started=$(now)
         TSAN_OPTIONS="$TSAN_OPTIONS:detect_deadlocks=0" GMEMD_BINARY="$gmemd" GMEMD_BIN_DIR="$PWD/.build-tsan/debug" \
             run_tests thread .build-tsan tsan-server 15 --filter \
-            'GmemdEndToEndTests\.(InvalidationEventTests|PipeliningTests|ShutdownTests|ModelBasedTests)|GmemClientTests\.(ClientGuestPageCacheTests|ClientPipeliningTests)'
+            'GmemdEndToEndTests\.(InvalidationEventTests|PipeliningTests|ShutdownTests|ModelBasedTests|RingTests|DeviceOpsTests)|GmemClientTests\.(ClientGuestPageCacheTests|ClientPipeliningTests)'
         record "tsan: server suites ($ran tests)" "$started" $status
         [ $status -eq 0 ] || failures+=("tsan: the server suites failed (log: $logs/tsan-server.log)")
         [ "$ran" -gt 0 ] || failures+=("tsan: the filter matched no server suite")
