@@ -142,6 +142,12 @@ let package = Package(
             dependencies: ["GmemFuzzHarness", "CGmemFuzz"],
             path: "Fuzz/Sources/gmem-fuzz"
         ),
+        // The ring target: random entries and scribbling on live rings of the real gmemd.
+        .executableTarget(
+            name: "gmem-ring-fuzz",
+            dependencies: ["GmemProtocol", "GmemTesting"],
+            path: "Fuzz/Sources/gmem-ring-fuzz"
+        ),
         .testTarget(
             name: "GmemFuzzRegressionTests",
             dependencies: ["GmemFuzzHarness"],

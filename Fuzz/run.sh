@@ -102,3 +102,17 @@ if [ $fuzz_status -ne 0 ] || [ $saved -ne 0 ]; then
     fail "libFuzzer exited with status $fuzz_status and $saved finding(s) (log: $work/fuzz.log)"
 fi
 echo "fuzz: PASS (no crash, failed check, leak or hang in ${seconds}s)"
+
+# The ring target: shared memory the client writes at any instant cannot go
+# through the in-process harness above, so gmem-ring-fuzz drives the real gmemd
+# (random entries and scribbles on live rings; Fuzz/README.md). A third of the
+# libFuzzer budget, a fresh seed each run, printed for replay.
+ring_seconds=$(( seconds / 3 > 5 ? seconds / 3 : 5 ))
+echo "==> the ring target: gmem-ring-fuzz for ${ring_seconds}s against the real gmemd"
+swift build --product gmem-ring-fuzz >"$scratch.ring-build.log" 2>&1 \
+    && swift build --product gmemd >>"$scratch.ring-build.log" 2>&1 \
+    || { tail -20 "$scratch.ring-build.log"; fail "gmem-ring-fuzz does not build"; }
+bin=$(swift build --show-bin-path)
+GMEMD_BINARY="$bin/gmemd" timeout --kill-after=10 $((ring_seconds + 120)) "$bin/gmem-ring-fuzz" "$ring_seconds" \
+    || fail "gmem-ring-fuzz found a problem (replay with the seed printed above)"
+echo "fuzz: ring target PASS"

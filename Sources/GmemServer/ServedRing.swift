@@ -109,16 +109,17 @@ final class ServedRing: @unchecked Sendable {
             completion.store(to: shared.completionSlot(self.completionTail))
             self.completionTail &+= 1
         }
-        // A busy ring keeps its pages across passes, as the socket keeps them
-        // across one read batch: a client that keeps a hot page busy pays one
-        // restore and one zap per idle gap (or per millisecond), not per pass.
+        // While more entries wait, the pass's pages stay held, as the socket
+        // keeps them across one read batch: a client that keeps a hot page
+        // busy pays one restore and one zap per burst (at most a millisecond),
+        // not per entry. A pass that empties the queue releases them before
+        // its completions are published, so a client with nothing else in
+        // flight sees settled pages once it has its completions.
         if !self.held.isEmpty {
             let now = Self.now()
-            if self.heldSince == 0 {
-                self.heldSince = now
-            } else if now &- self.heldSince >= Self.maximumHoldNanoseconds {
-                self.releaseHeldPages()
-            }
+            if self.heldSince == 0 { self.heldSince = now }
+            let moreWaiting = shared.loadAcquire(RingLayout.Offset.submissionTail) != self.submissionHead
+            if !moreWaiting || now &- self.heldSince >= Self.maximumHoldNanoseconds { self.releaseHeldPages() }
         }
         shared.storeRelease(self.submissionHead, at: RingLayout.Offset.submissionHead)
         shared.storeRelease(self.completionTail, at: RingLayout.Offset.completionTail)

@@ -37,7 +37,7 @@ public final class RawRing {
     private var isClosed = false
 
     /// Maps the ring RING_SETUP described; takes ownership of the three descriptors.
-    init(reply: RingSetupReply, descriptors: [Int32]) throws {
+    public init(reply: RingSetupReply, descriptors: [Int32]) throws {
         let layout = try RingLayout(entries: reply.entries, dataSize: reply.dataSize)
         guard Int(reply.mmapSize) == layout.mappingSize, descriptors.count == 3 else {
             for fd in descriptors { Glibc.close(fd) }
@@ -105,7 +105,7 @@ public final class RawRing {
         let deadline = Deadline(after: timeout)
         var spins = 0
         while completions.count < count {
-            let tail = self.shared.loadAcquire(RingLayout.Offset.completionTail)
+            let tail = try self.completionTail()
             if tail != self.completionHead {
                 while self.completionHead != tail && completions.count < count {
                     completions.append(RingCompletion(loading: self.shared.completionSlot(self.completionHead)))
@@ -128,7 +128,7 @@ public final class RawRing {
         let deadline = Deadline(after: timeout)
         var spins = 0
         while true {
-            let tail = self.shared.loadAcquire(RingLayout.Offset.completionTail)
+            let tail = try self.completionTail()
             if tail != self.completionHead {
                 var completions: [RingCompletion] = []
                 while self.completionHead != tail {
@@ -141,6 +141,18 @@ public final class RawRing {
             spins += 1
             if spins >= spin { try self.sleepForCompletions(deadline: deadline) }
         }
+    }
+
+    /// `cq_tail`, checked: the server never publishes more completions than the queue holds, so a larger distance
+    /// means the word was overwritten (a test scribbling on it), and the queue cannot be trusted.
+    private func completionTail() throws -> UInt32 {
+        let tail = self.shared.loadAcquire(RingLayout.Offset.completionTail)
+        guard tail &- self.completionHead <= self.layout.entries else {
+            throw GmemTestingError.protocolViolation(
+                "ring \(self.ringID): cq_tail \(tail) with cq_head \(self.completionHead)"
+            )
+        }
+        return tail
     }
 
     /// Announces WANT_WAKEUP, checks once more, then sleeps on the completion doorbell (10.5).

@@ -31,7 +31,9 @@ extension ModelBasedTests {
 
     /// GPC_READ over `ring`: the status and, on success, the bytes.
     static func ringGpcRead(_ ring: RawRing, handle: UInt64, length: Int) throws -> (status: Int32, data: [UInt8]) {
-        let completion = try ring.call(.gpcRead(cookie: handle, handle: handle, offset: 0, length: UInt32(length), data: 0))
+        let completion = try ring.call(
+            .gpcRead(cookie: handle, handle: handle, offset: 0, length: UInt32(length), data: 0)
+        )
         return (completion.status, completion.status == 0 ? ring.loadData(at: 0, count: length) : [])
     }
 

@@ -111,7 +111,10 @@ struct ModelBasedTests {
                     #expect(status == 0, "step \(step): GPC_READ\(via): \(status)")
                     #expect(data == Array(model.memory[start..<(start + gpc.length)]), "step \(step): GPC_READ data")
                 } else {
-                    #expect(status == -Errno.stale.rawValue, "step \(step): GPC_READ\(via) of an invalidated GPC: \(status)")
+                    #expect(
+                        status == -Errno.stale.rawValue,
+                        "step \(step): GPC_READ\(via) of an invalidated GPC: \(status)"
+                    )
                 }
                 description = "client \(client) GPC_READ\(via) \(handle)"
             case 34..<42:
@@ -125,7 +128,10 @@ struct ModelBasedTests {
                     #expect(status == 0, "step \(step): GPC_WRITE\(via): \(status)")
                     model.memory.replaceSubrange(Int(gpc.gpa)..<(Int(gpc.gpa) + gpc.length), with: data)
                 } else {
-                    #expect(status == -Errno.stale.rawValue, "step \(step): GPC_WRITE\(via) of an invalidated GPC: \(status)")
+                    #expect(
+                        status == -Errno.stale.rawValue,
+                        "step \(step): GPC_WRITE\(via) of an invalidated GPC: \(status)"
+                    )
                 }
                 description = "client \(client) GPC_WRITE\(via) \(handle)"
             case 42..<50:
