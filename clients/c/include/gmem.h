@@ -64,9 +64,10 @@ struct gmem;
 /* gmem_set_attributes(): the only attribute; 0 makes pages shared. */
 #define GMEM_ATTRIBUTE_PRIVATE (1ull << 3)
 
-/* gmem_info.features. gmem_connect() requests both. */
+/* gmem_info.features. gmem_connect() requests all three. */
 #define GMEM_FEATURE_EVENTS (1u << 0)
 #define GMEM_FEATURE_DEVICE_OPS (1u << 1) /* READV, WRITEV, ATOMIC, GPC_ATOMIC */
+#define GMEM_FEATURE_RINGS (1u << 2)      /* the shared-memory transport: gmem_ring.h */
 
 /* gmem_info.region_flags. */
 #define GMEM_REGION_NO_DIRECT_MAP (1u << 0)
@@ -147,7 +148,8 @@ struct gmem_stat {
 /* ---- Connection -------------------------------------------------------------------------------------------- */
 
 /*
- * Connects to gmemd and completes HELLO, requesting EVENTS and DEVICE_OPS.
+ * Connects to gmemd and completes HELLO, requesting EVENTS, DEVICE_OPS and RINGS (granted only by a daemon
+ * that serves them: see gmem_info.features).
  *
  * socket_path: the daemon's Unix socket; NULL resolves the default exactly as gmemctl does: $GMEMD_SOCKET if set
  * and non-empty, else $XDG_RUNTIME_DIR/gmemd.sock, else /run/gmemd/gmemd.sock when getuid() is 0, else
@@ -161,8 +163,9 @@ struct gmem_stat {
 struct gmem *gmem_connect(const char *socket_path);
 
 /*
- * Closes the connection and frees g; the daemon deactivates every GPC it activated. Queued events are dropped.
- * g may be NULL. Not to be called while another thread uses g.
+ * Closes the connection and frees g; the daemon deactivates every GPC it activated and closes its rings. Queued
+ * events are dropped. Rings of g still open become dead (see gmem_ring.h) and must still be gmem_ring_close()d.
+ * g may be NULL. Not to be called while another thread uses g or one of its rings.
  */
 void gmem_close(struct gmem *g);
 

@@ -33,7 +33,7 @@ static int hello(struct gmem *g)
 {
     struct gmem_hello_request req = {
         .version = htole32(GMEM_PROTOCOL_VERSION),
-        .features = htole32(GMEM_FEATURE_EVENTS | GMEM_FEATURE_DEVICE_OPS),
+        .features = htole32(GMEM_FEATURE_EVENTS | GMEM_FEATURE_DEVICE_OPS | GMEM_FEATURE_RINGS),
     };
     struct gmem_hello_reply rep;
     struct gmem_reply r = { .data = &rep, .len = sizeof rep, .err_len = sizeof(struct gmem_version_not_supported) };
@@ -44,7 +44,7 @@ static int hello(struct gmem *g)
 
     struct gmem_info *i = &g->info;
     i->version = le32toh(rep.version);
-    i->features = le32toh(rep.features) & (GMEM_FEATURE_EVENTS | GMEM_FEATURE_DEVICE_OPS);
+    i->features = le32toh(rep.features) & (GMEM_FEATURE_EVENTS | GMEM_FEATURE_DEVICE_OPS | GMEM_FEATURE_RINGS);
     i->page_size = le32toh(rep.page_size);
     i->folio_size = le32toh(rep.folio_size);
     i->region_size = le64toh(rep.region_size);
@@ -114,6 +114,7 @@ GMEM_EXPORT void gmem_close(struct gmem *g)
 {
     if (!g)
         return;
+    gmem_rings_detach(g);
     for (unsigned i = 0; i < g->rx.nfds; i++)
         close(g->rx.fds[i]);
     if (g->epfd >= 0)

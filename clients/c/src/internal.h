@@ -50,6 +50,8 @@ struct gmem {
     struct gmem_progress progress;
     struct gmem_rx rx;
 
+    struct gmem_ring *rings; /* open rings, detached by gmem_close() */
+
     /* Event queue: a ring buffer of cap entries (a power of two), grown on demand. */
     struct gmem_event *evq;
     uint32_t evq_cap, evq_head, evq_len;
@@ -82,6 +84,9 @@ int gmem_fail(struct gmem *g, int err);
 
 /* Receives frames without blocking until the socket would block, queueing events. 0, or -errno (g dead). */
 int gmem_pump_events(struct gmem *g);
+
+/* Marks every ring of g dead and forgets g in them (ring.c); gmem_close() calls it. */
+void gmem_rings_detach(struct gmem *g);
 
 /* Event queue (event.c). */
 void gmem_event_push(struct gmem *g, const struct gmem_event *ev);

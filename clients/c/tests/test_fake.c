@@ -149,6 +149,13 @@ static void *server(void *arg)
                 uint8_t got[512];
                 memcpy(got, req, len < sizeof got ? len : sizeof got);
                 memcpy(got + 8, want->bytes + 8, 4); /* ids are the client's to choose */
+                if (strncmp(st->expect, "request.hello", 13) == 0) {
+                    /* The golden HELLO asks for EVENTS|DEVICE_OPS; libgmem also asks for RINGS. */
+                    uint32_t features;
+                    memcpy(&features, got + 20, 4);
+                    CHECK(le32toh(features) == (GMEM_FEATURE_EVENTS | GMEM_FEATURE_DEVICE_OPS | GMEM_FEATURE_RINGS));
+                    memcpy(got + 20, want->bytes + 20, 4);
+                }
                 test_checks++;
                 if (len != want->len || memcmp(got, want->bytes, len) != 0) {
                     test_failures++;
