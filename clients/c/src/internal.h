@@ -3,8 +3,8 @@
  *
  * Layering: frame.c moves frames (send, receive, event queueing) and knows nothing about opcodes beyond framing;
  * each op file (connect.c, memory.c, gpc.c, region.c, atomic.c) encodes a request, describes where its reply goes
- * (struct gmem_reply) and calls gmem_call(). A ring transport adds a file of its own on top of the same call: its
- * RING_SETUP reply brings fds, which frame.c already receives (struct gmem_reply.fds).
+ * (struct gmem_reply) and calls gmem_call(). The ring transport (ring.c, ring_ops.c) sets up and closes rings
+ * with the same call; its RING_SETUP reply brings fds, which frame.c receives (struct gmem_reply.fds).
  */
 #ifndef GMEM_INTERNAL_H
 #define GMEM_INTERNAL_H
