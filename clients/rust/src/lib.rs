@@ -63,3 +63,6 @@ pub use types::{
     AtomicOp, Attributes, Event, GpcHandle, Info, InvalidationReason, PageState, Segment, Stats, VectorProgress, Width,
 };
 pub use wire::RawAtomic;
+
+#[cfg(test)]
+mod tests;
