@@ -4,12 +4,14 @@ use std::collections::VecDeque;
 use std::env;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Operation};
+use crate::ring::{Ring, Setup};
 use crate::sys;
 use crate::types::{AtomicOp, Attributes, Event, GpcHandle, Info, PageState, Segment, Stats, VectorProgress, Width};
 use crate::wire::{self, FLAG_EVENT, FLAG_REPLY, HEADER_SIZE, Header, RawAtomic, Request, errno, opcode};
@@ -84,6 +86,10 @@ pub struct Client {
     tx: Vec<u8>,
     events: VecDeque<Event>,
     broken: Option<(i32, String)>,
+    /// Descriptors received with the frames being read; only a RING_SETUP reply keeps them.
+    rx_fds: Vec<OwnedFd>,
+    /// Distinguishes this connection's rings from other connections'.
+    connection: u64,
 }
 
 impl Client {
@@ -134,6 +140,11 @@ impl Client {
             tx: Vec::new(),
             events: VecDeque::new(),
             broken: None,
+            rx_fds: Vec::new(),
+            connection: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         };
         let hello = Request::Hello { version: wire::PROTOCOL_VERSION, features: FEATURES };
         let info = client.call(Operation::Hello, &hello, Info::decode)?;
@@ -285,6 +296,61 @@ impl Client {
         })
     }
 
+    /// RING_SETUP: a shared-memory ring with `entries` slots per queue (a power of two, 1 to 4096) and a data
+    /// area of `data_size` bytes (a multiple of 4096, 4096 to 64 MiB), mapped into this process. See [`Ring`].
+    ///
+    /// Errors: `EINVAL` (sizes outside those rules), `ENOSPC` (the connection has `--max-rings` rings),
+    /// `ENOMEM`, `EOPNOTSUPP` (a daemon without rings); `EPROTO` if the reply, its descriptors or the ring's
+    /// header break the protocol.
+    pub fn ring(&mut self, entries: u32, data_size: usize) -> Result<Ring, Error> {
+        let op = Operation::RingSetup;
+        let data_size = data_size as u64;
+        let reply = self.call(op, &Request::RingSetup { entries, data_size }, |p| {
+            (p.len() == 24).then(|| (wire::le_u32(p, 0), wire::le_u32(p, 4), wire::le_u64(p, 8), wire::le_u64(p, 16)))
+        });
+        let fds = std::mem::take(&mut self.rx_fds);
+        let (ring_id, got_entries, got_size, mmap_size) = reply?;
+        let Ok::<[OwnedFd; 3], _>([memfd, submit, complete]) = fds.try_into() else {
+            return Err(self.fail(op, errno::EPROTO, "RING_SETUP reply without exactly three descriptors"));
+        };
+        if (got_entries, got_size) != (entries, data_size) {
+            return Err(self.fail(op, errno::EPROTO, "RING_SETUP reply with other sizes than requested"));
+        }
+        let socket = self.stream.try_clone().map_err(|e| Error::client(op, io_errno(&e), format!("dup: {e}")))?;
+        let setup = Setup {
+            ring_id,
+            entries,
+            data_size,
+            mmap_size,
+            memfd,
+            submit,
+            complete,
+            socket: socket.into(),
+            connection: self.connection,
+        };
+        match Ring::map(setup) {
+            Ok(ring) => Ok(ring),
+            Err(why) => {
+                let _ = self.call(Operation::RingClose, &Request::RingClose { ring_id }, empty);
+                Err(self.fail(op, errno::EPROTO, why))
+            }
+        }
+    }
+
+    /// RING_CLOSE: the daemon stops serving `ring`, releases what it held, and the ring is unmapped here.
+    /// `EINVAL` (not sent) for a ring of another connection.
+    pub fn ring_close(&mut self, ring: Ring) -> Result<(), Error> {
+        if ring.connection() != self.connection {
+            return Err(Error::client(Operation::RingClose, errno::EINVAL, "the ring belongs to another connection"));
+        }
+        self.call(Operation::RingClose, &Request::RingClose { ring_id: ring.id() }, empty)
+    }
+
+    /// RING_CLOSE by ring id, unchecked (for testing the daemon's rules; a `Ring` of that id stays mapped).
+    pub fn ring_close_id(&mut self, ring_id: u32) -> Result<(), Error> {
+        self.call(Operation::RingClose, &Request::RingClose { ring_id }, empty)
+    }
+
     /// Takes the oldest queued event, or reads the events already waiting on the socket, without blocking.
     /// `Ok(None)`: no event now.
     pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
@@ -322,6 +388,7 @@ impl Client {
                 return Err(self.fail(Operation::Event, errno::EPROTO, "a reply with no request outstanding"));
             }
             self.take_event(&h)?;
+            self.rx_fds.clear();
             if let Some(e) = self.events.pop_front() {
                 return Ok(Some(e));
             }
@@ -362,6 +429,7 @@ impl Client {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
+        self.rx_fds.clear();
         let mut tx = std::mem::take(&mut self.tx);
         tx.clear();
         req.encode_into(id, &mut tx);
@@ -396,6 +464,9 @@ impl Client {
                 Err(None)
             };
             self.consume(h.length as usize);
+            if h.opcode != opcode::RING_SETUP || h.status != 0 {
+                self.rx_fds.clear(); // descriptors with any other frame are closed
+            }
             return match result {
                 Ok(v) => Ok(v),
                 Err(Some(e)) => Err(e),
@@ -485,7 +556,7 @@ impl Client {
                     }
                 }
             };
-            match sys::recv_into(fd, &mut self.rx[self.rx_end..], nonblocking) {
+            match sys::recv_with_fds(fd, &mut self.rx[self.rx_end..], nonblocking, &mut self.rx_fds) {
                 Ok(0) => return Err(self.fail(op, errno::ECONNRESET, "the daemon closed the connection")),
                 Ok(n) => self.rx_end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

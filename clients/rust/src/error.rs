@@ -46,6 +46,12 @@ pub enum Operation {
     Atomic,
     /// GPC_ATOMIC.
     GpcAtomic,
+    /// RING_SETUP.
+    RingSetup,
+    /// RING_CLOSE.
+    RingClose,
+    /// Waiting for a ring's completions.
+    Ring,
     /// Waiting for or reading an event.
     Event,
     /// Changing a socket option (timeouts).
@@ -75,6 +81,9 @@ impl Operation {
             Operation::Writev => "WRITEV",
             Operation::Atomic => "ATOMIC",
             Operation::GpcAtomic => "GPC_ATOMIC",
+            Operation::RingSetup => "RING_SETUP",
+            Operation::RingClose => "RING_CLOSE",
+            Operation::Ring => "ring",
             Operation::Event => "event",
             Operation::Configure => "configure",
         }

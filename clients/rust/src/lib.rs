@@ -53,12 +53,14 @@
 
 mod client;
 mod error;
+mod ring;
 mod sys;
 mod types;
 pub mod wire;
 
 pub use client::{Client, default_socket_path};
 pub use error::{Error, Operation, Origin};
+pub use ring::{Batch, Output, Ring};
 pub use types::{
     AtomicOp, Attributes, Event, GpcHandle, Info, InvalidationReason, PageState, Segment, Stats, VectorProgress, Width,
 };

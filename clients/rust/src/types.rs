@@ -339,6 +339,14 @@ pub enum Event {
         /// Why.
         reason: InvalidationReason,
     },
+    /// RING_FAILED: the daemon found the ring's shared indices corrupt and stopped serving it; it closes the
+    /// connection right after this event.
+    RingFailed {
+        /// The ring.
+        ring_id: u32,
+        /// Why, a negative errno (`-EPROTO`).
+        status: i32,
+    },
     /// An event opcode this crate does not know, with its payload.
     Unknown {
         /// The event's opcode.
@@ -360,6 +368,12 @@ impl Event {
                     handle: GpcHandle(le_u64(p, 0)),
                     reason: InvalidationReason::from_raw(le_u32(p, 8)),
                 })
+            }
+            wire::opcode::RING_FAILED => {
+                if p.len() != 16 || le_u64(p, 8) != 0 {
+                    return None;
+                }
+                Some(Event::RingFailed { ring_id: le_u32(p, 0), status: le_u32(p, 4) as i32 })
             }
             _ => Some(Event::Unknown { opcode, payload: p.to_vec() }),
         }

@@ -56,8 +56,14 @@ pub mod opcode {
     pub const ATOMIC: u16 = 16;
     /// GPC_ATOMIC: an atomic operation through a guest page cache.
     pub const GPC_ATOMIC: u16 = 17;
+    /// RING_SETUP: creates a shared-memory ring; the reply carries three descriptors.
+    pub const RING_SETUP: u16 = 18;
+    /// RING_CLOSE: stops serving a ring.
+    pub const RING_CLOSE: u16 = 19;
     /// Event GPC_INVALIDATED: a guest page cache lost its mapping.
     pub const GPC_INVALIDATED: u16 = 0x80;
+    /// Event RING_FAILED: the server found a ring's indices corrupt, stopped it and closes the connection.
+    pub const RING_FAILED: u16 = 0x81;
 }
 
 /// Header `flags` bit: the frame is a reply.
@@ -71,6 +77,49 @@ pub mod feature {
     pub const EVENTS: u32 = 1 << 0;
     /// The server serves READV, WRITEV, ATOMIC and GPC_ATOMIC and reports `max_segments`.
     pub const DEVICE_OPS: u32 = 1 << 1;
+    /// The server serves RING_SETUP and RING_CLOSE: the shared-memory transport.
+    pub const RINGS: u32 = 1 << 2;
+}
+
+/// The shared-memory ring transport (PROTOCOL.md section 10): limits and the layout of the ring memfd.
+pub mod ring {
+    /// The most entries of a ring; entries are a power of two from 1.
+    pub const MAX_ENTRIES: u32 = 4096;
+    /// The largest data area; data sizes are multiples of 4096 from 4096.
+    pub const MAX_DATA_SIZE: u64 = 64 << 20;
+    /// The header page's `magic`, `"GMRG"` in memory order.
+    pub const MAGIC: u32 = 0x4752_4d47;
+    /// The ring layout version.
+    pub const VERSION: u32 = 1;
+    /// Bytes of a submission entry.
+    pub const SQE_SIZE: usize = 64;
+    /// Bytes of a completion entry.
+    pub const CQE_SIZE: usize = 32;
+    /// Offset of the submission queue.
+    pub const SQ_OFFSET: u64 = 4096;
+    /// Header offsets of the index and flag words (each on its own cache line).
+    pub const SQ_TAIL: usize = 64;
+    /// Written by the server: the next SQ entry it consumes.
+    pub const SQ_HEAD: usize = 128;
+    /// Written by the server: the next CQ slot it fills.
+    pub const CQ_TAIL: usize = 192;
+    /// Written by the client: the next CQ entry it consumes.
+    pub const CQ_HEAD: usize = 256;
+    /// Written by the server: [`NEED_WAKEUP`].
+    pub const SERVER_FLAGS: usize = 320;
+    /// Written by the client, cleared by the server: [`WANT_WAKEUP`].
+    pub const CLIENT_FLAGS: usize = 384;
+    /// `server_flags`: the server's poller sleeps; ring the submit doorbell.
+    pub const NEED_WAKEUP: u32 = 1;
+    /// `client_flags`: the client sleeps; ring the completion doorbell.
+    pub const WANT_WAKEUP: u32 = 1;
+
+    /// `(cq_offset, data_offset, mmap_size)` of a ring of `entries` entries and `data_size` data bytes.
+    pub fn layout(entries: u32, data_size: u64) -> (u64, u64, u64) {
+        let cq = SQ_OFFSET + (u64::from(entries) * SQE_SIZE as u64).next_multiple_of(4096);
+        let data = cq + (u64::from(entries) * CQE_SIZE as u64).next_multiple_of(4096);
+        (cq, data, data + data_size)
+    }
 }
 
 /// HELLO reply `region_flags` bits.
@@ -379,6 +428,18 @@ pub enum Request<'a> {
         /// The raw operation.
         atomic: RawAtomic,
     },
+    /// RING_SETUP.
+    RingSetup {
+        /// Slots of each queue.
+        entries: u32,
+        /// Bytes of the data area.
+        data_size: u64,
+    },
+    /// RING_CLOSE.
+    RingClose {
+        /// From RING_SETUP.
+        ring_id: u32,
+    },
 }
 
 /// The fields of an ATOMIC or GPC_ATOMIC request, sent exactly as given (see
@@ -416,19 +477,22 @@ impl Request<'_> {
             Request::Writev { .. } => opcode::WRITEV,
             Request::Atomic { .. } => opcode::ATOMIC,
             Request::GpcAtomic { .. } => opcode::GPC_ATOMIC,
+            Request::RingSetup { .. } => opcode::RING_SETUP,
+            Request::RingClose { .. } => opcode::RING_CLOSE,
         }
     }
 
     /// The payload size of the encoded request, in bytes.
     pub fn payload_len(&self) -> usize {
         match self {
-            Request::Hello { .. } | Request::GpcDeactivate { .. } => 8,
+            Request::Hello { .. } | Request::GpcDeactivate { .. } | Request::RingClose { .. } => 8,
             Request::Ping { payload } => payload.len(),
             Request::Read { .. }
             | Request::GpcActivate { .. }
             | Request::GpcRead { .. }
             | Request::Discard { .. }
-            | Request::PageState { .. } => 16,
+            | Request::PageState { .. }
+            | Request::RingSetup { .. } => 16,
             Request::Write { data, .. } | Request::GpcWrite { data, .. } => 16 + data.len(),
             Request::GpcRefresh { .. } | Request::SetAttributes { .. } => 24,
             Request::Stats => 0,
@@ -521,6 +585,15 @@ impl Request<'_> {
                 out.push(atomic.op);
                 out.push(atomic.width);
                 out.extend_from_slice(&0u16.to_le_bytes());
+            }
+            Request::RingSetup { entries, data_size } => {
+                put32(out, entries);
+                put32(out, 0);
+                put64(out, data_size);
+            }
+            Request::RingClose { ring_id } => {
+                put32(out, ring_id);
+                put32(out, 0);
             }
         }
     }
