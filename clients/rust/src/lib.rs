@@ -38,6 +38,29 @@
 //! }
 //! ```
 //!
+//! # Rings
+//!
+//! [`Client::ring`] sets up the shared-memory ring transport (PROTOCOL.md section 10): a [`Ring`] carries the
+//! data path (READ, WRITE, READV, WRITEV, GPC_READ, GPC_WRITE, ATOMIC, GPC_ATOMIC, PING) through memory shared
+//! with the daemon, one entry at a time or in a [`Batch`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), gmem::Error> {
+//! use gmem::{AtomicOp, Client, Width};
+//! let mut gmem = Client::connect_default()?;
+//! let mut ring = gmem.ring(64, 1 << 20)?;
+//! ring.write(0x1000, b"abc")?;
+//! let mut batch = ring.batch();
+//! let read = batch.read(0x1000, 3)?;
+//! let add = batch.atomic(0x2000, Width::U64, AtomicOp::FetchAdd(1));
+//! let results = batch.submit()?;
+//! assert_eq!(results[read].as_ref().unwrap().data, b"abc");
+//! println!("counter was {}", results[add].as_ref().unwrap().value);
+//! gmem.ring_close(ring)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Errors
 //!
 //! Every method returns [`Error`], which carries the operation, the positive Linux errno
@@ -47,7 +70,8 @@
 //! # Modules
 //!
 //! [`wire`] is the byte layout (the Rust mirror of `proto/gmem_wire.h`), public for tools that need exact
-//! frames. `sys` (private) declares the few C functions the crate calls, and holds all its `unsafe` code.
+//! frames. `sys` (private) declares the few C functions the crate calls; it and the ring's shared-memory accesses
+//! hold all the crate's `unsafe` code, each block with its `SAFETY` argument.
 
 #![deny(missing_docs)]
 

@@ -1,5 +1,5 @@
 //! The few C library functions the crate calls, declared by hand (the crate has no dependencies), each wrapped
-//! in a safe function. This is the only module with `unsafe` code.
+//! in a safe function. The only other `unsafe` code is `ring.rs`'s access to the shared ring memory.
 //!
 //! Constants and struct layouts are Linux's (the same on x86_64 and aarch64, the platforms gmemd runs on).
 
