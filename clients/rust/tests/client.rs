@@ -412,7 +412,7 @@ fn sigkill_mid_call() {
     let mut c = d.connect();
     c.ping().unwrap();
     // Stop the daemon so that the call is surely in flight, then kill it under the waiting call.
-    d.signal("STOP");
+    d.stop();
     let (tx, rx) = mpsc::channel();
     let caller = thread::spawn(move || {
         let mut buf = vec![0u8; 4096];
@@ -432,7 +432,7 @@ fn timeout_on_a_stopped_daemon() {
     let mut c = d.connect();
     c.set_timeout(Some(Duration::from_millis(200))).unwrap();
     c.ping().unwrap();
-    d.signal("STOP");
+    d.stop();
     let started = Instant::now();
     let e = c.ping().unwrap_err();
     d.signal("CONT");

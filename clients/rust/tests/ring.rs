@@ -169,7 +169,7 @@ fn ring_sigkill_mid_wait() {
     let mut c = d.connect();
     let mut r = c.ring(8, 4096).unwrap();
     r.ping().unwrap();
-    d.signal("STOP");
+    d.stop();
     let (tx, rx) = mpsc::channel();
     let waiter = thread::spawn(move || {
         let mut buf = [0u8; 8];
@@ -193,7 +193,7 @@ fn ring_timeout() {
     let mut r = c.ring(8, 4096).unwrap();
     r.set_timeout(Some(Duration::from_millis(200)));
     r.ping().unwrap();
-    d.signal("STOP");
+    d.stop();
     let e = r.ping().unwrap_err();
     d.signal("CONT");
     assert_eq!(e.errno(), errno::ETIMEDOUT);

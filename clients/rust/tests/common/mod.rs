@@ -107,6 +107,26 @@ impl Daemon {
         assert!(ok.success(), "kill -{signal} failed");
     }
 
+    /// SIGSTOP, and wait until every thread of the daemon is stopped (the signal is delivered asynchronously:
+    /// a thread busy on another core may run on for a moment).
+    pub fn stop(&self) {
+        self.signal("STOP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid()));
+        loop {
+            let all_stopped = fs::read_dir(&tasks).unwrap().flatten().all(|t| {
+                let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                // The state follows the parenthesised command name.
+                stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['T', 't'])).unwrap_or(true)
+            });
+            if all_stopped {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gmemd did not stop within 10 s");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// SIGKILL, and reap it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
