@@ -213,15 +213,25 @@ impl Ring {
 
     /// ATOMIC through the ring; returns the old value.
     pub fn atomic(&mut self, gpa: u64, width: Width, op: AtomicOp) -> Result<u64, Error> {
-        let mut b = self.batch();
-        b.atomic(gpa, width, op);
-        b.submit_one().map(|o| o.value)
+        self.atomic_raw(gpa, op.raw(width))
     }
 
     /// GPC_ATOMIC through the ring; returns the old value.
     pub fn gpc_atomic(&mut self, handle: GpcHandle, offset: u32, width: Width, op: AtomicOp) -> Result<u64, Error> {
+        self.gpc_atomic_raw(handle, offset, op.raw(width))
+    }
+
+    /// ATOMIC through the ring with the wire fields as given, unchecked (for testing the daemon's rules).
+    pub fn atomic_raw(&mut self, gpa: u64, atomic: RawAtomic) -> Result<u64, Error> {
         let mut b = self.batch();
-        b.gpc_atomic(handle, offset, width, op);
+        b.atomic_raw(gpa, atomic);
+        b.submit_one().map(|o| o.value)
+    }
+
+    /// GPC_ATOMIC through the ring with the wire fields as given, unchecked.
+    pub fn gpc_atomic_raw(&mut self, handle: GpcHandle, offset: u32, atomic: RawAtomic) -> Result<u64, Error> {
+        let mut b = self.batch();
+        b.gpc_atomic_raw(handle, offset, atomic);
         b.submit_one().map(|o| o.value)
     }
 
