@@ -654,3 +654,33 @@ fn check_total(op: Operation, segments: &[Segment], n: usize) -> Result<(), Erro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Sqe;
+
+    #[test]
+    fn submission_entry_layout_is_gmem_wire_h() {
+        // struct gmem_ring_sqe: cookie 0, opcode 8, flags 10, len 12, addr 16, data 24, aux 32, operand 40,
+        // expected 48, op 56, width 57, reserved 58..64.
+        let sqe = Sqe {
+            opcode: 0x0102,
+            len: 0x0304_0506,
+            addr: 0x1111_1111_1111_1111,
+            data: 0x2222_2222_2222_2222,
+            aux: 0x3333_3333_3333_3333,
+            operand: 0x4444_4444_4444_4444,
+            expected: 0x5555_5555_5555_5555,
+            op: 0x66,
+            width: 0x77,
+        }
+        .encode();
+        assert_eq!(&sqe[0..8], &[0; 8], "the cookie is set at submission");
+        assert_eq!(&sqe[8..12], &[0x02, 0x01, 0, 0], "opcode, then flags 0");
+        assert_eq!(&sqe[12..16], &[0x06, 0x05, 0x04, 0x03]);
+        for (k, byte) in [(16, 0x11), (24, 0x22), (32, 0x33), (40, 0x44), (48, 0x55)] {
+            assert_eq!(&sqe[k..k + 8], &[byte; 8], "u64 at {k}");
+        }
+        assert_eq!(&sqe[56..], &[0x66, 0x77, 0, 0, 0, 0, 0, 0]);
+    }
+}

@@ -308,6 +308,29 @@ fn malformed_replies_are_eproto() {
 }
 
 #[test]
+fn ring_setup_reply_without_descriptors_is_eproto() {
+    let (stream, mut peer) = UnixStream::pair().unwrap();
+    let mut hello = frame_map()["reply.hello_device_ops"].clone();
+    hello[8..12].copy_from_slice(&1u32.to_le_bytes());
+    peer.write_all(&hello).unwrap();
+    // RING_SETUP reply id=2: ring_id=1 entries=64 data_size=1 MiB mmap_size=0x103000, and no descriptors.
+    let header = Header { length: 40, opcode: wire::opcode::RING_SETUP, flags: FLAG_REPLY, id: 2, status: 0 };
+    peer.write_all(&header.encode()).unwrap();
+    for v in [1u32, 64] {
+        peer.write_all(&v.to_le_bytes()).unwrap();
+    }
+    for v in [0x100000u64, 0x103000] {
+        peer.write_all(&v.to_le_bytes()).unwrap();
+    }
+    let mut c = Client::from_stream(stream).unwrap();
+    let e = c.ring(64, 1 << 20).unwrap_err();
+    assert_eq!(
+        (e.errno(), e.origin(), e.operation()),
+        (errno::EPROTO, Origin::Connection, crate::Operation::RingSetup)
+    );
+}
+
+#[test]
 fn oversized_frames_are_refused_before_sending() {
     let (stream, server) = scripted(vec![("hello_device_ops", vec!["reply.hello_device_ops"])]);
     let mut c = Client::from_stream(stream).unwrap();
