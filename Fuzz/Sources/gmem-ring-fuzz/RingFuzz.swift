@@ -191,7 +191,8 @@ struct RingFuzzer {
     }
 
     func connectionIsOpen() -> Bool {
-        var descriptor = pollfd(fd: self.connection.descriptor, events: Int16(0x2000 /* POLLRDHUP */), revents: 0)
+        // POLLRDHUP (0x2000; Glibc's module hides it behind _GNU_SOURCE): the daemon closed its end.
+        var descriptor = pollfd(fd: self.connection.descriptor, events: Int16(0x2000), revents: 0)
         return poll(&descriptor, 1, 0) == 0
     }
 
