@@ -24,6 +24,12 @@ bash systemd/verify.sh "$(swift build --show-bin-path)/gmemd"
 step "The units under a real systemd (PID 1 of private namespaces): install, activation, recovery, watchdog, sandbox"
 bash systemd/real-systemd-test.sh "$(swift build --show-bin-path)"
 
+step "The C client library libgmem (meson; against the real gmemd, plain and under ASan+UBSan; pkg-config install)"
+GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash clients/c/test.sh
+
+step "The Rust client crate gmem (std only, offline: fmt, clippy, tests against the real gmemd, docs)"
+GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash clients/rust/test.sh
+
 step "Model-checking the map/unmap protocol (spin), with the seed design's refutation"
 bash proto/model/check.sh
 

@@ -3,13 +3,20 @@
 #
 # Builds the library, runs `meson test` normally and again under AddressSanitizer + UndefinedBehaviorSanitizer
 # (a second build dir), installs into a temporary prefix and builds and runs a tiny program with
-# `pkg-config --cflags --libs gmem`. The tests spawn gmemd from $GMEMD_BINARY (default /work/bin/gmemd).
+# `pkg-config --cflags --libs gmem`. The tests spawn gmemd from $GMEMD_BINARY (default: the Swift build's
+# .build/debug/gmemd, then .build/release/gmemd).
 # Build dirs: clients/c/build, build-asan, build-install (ignored by git). Prints PASS or FAIL per step and at
 # the end; the exit status is 0 only if everything passed.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
-export GMEMD_BINARY=${GMEMD_BINARY:-/work/bin/gmemd}
+repo=$(cd "$here/../.." && pwd)
+if [ -z "${GMEMD_BINARY:-}" ]; then
+    for candidate in "$repo/.build/debug/gmemd" "$repo/.build/release/gmemd"; do
+        if [ -x "$candidate" ]; then GMEMD_BINARY=$candidate && break; fi
+    done
+fi
+export GMEMD_BINARY=${GMEMD_BINARY:-}
 failed=0
 tmp=$(mktemp -d /tmp/libgmem-ci.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

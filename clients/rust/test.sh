@@ -11,6 +11,20 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$here"
 export CARGO_TARGET_DIR="$here/target"
+
+# rustup installs into ~/.cargo/bin, which a non-login shell may not have on its PATH.
+[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+# The crate is edition 2024: Rust 1.85 or newer. Debian 12's own rustc (1.63) is too old; say so instead of
+# failing on it, as an explicit skip.
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "rust client: skipped: no cargo on this machine (install a Rust toolchain, 1.85 or newer, with rustup)"
+    exit 0
+fi
+rust_minor=$(rustc --version | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p')
+if [ "${rust_minor:-0}" -lt 85 ]; then
+    echo "rust client: skipped: $(rustc --version) is older than 1.85, which edition 2024 needs (use rustup)"
+    exit 0
+fi
 export CARGO_TERM_COLOR=never
 
 if [ -z "${GMEMD_BINARY:-}" ]; then

@@ -8,7 +8,7 @@
 
 #include "gmem_ring.h"
 #include "internal.h"
-#include "ring_wire.h"
+#include "gmem_wire.h"
 
 /* What the library remembers of an entry until its completion is reaped. Indexed by the entry's cookie. */
 struct gmem_ring_slot {

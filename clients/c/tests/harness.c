@@ -60,8 +60,10 @@ static void print_log(const struct daemon *d)
 int daemon_start(struct daemon *d, const char *const *args)
 {
     const char *bin = getenv("GMEMD_BINARY");
-    if (!bin || !*bin)
-        bin = "/work/bin/gmemd";
+    if (!bin || !*bin) {
+        fprintf(stderr, "GMEMD_BINARY is not set: point it at the gmemd to test (test.sh finds the Swift build's)\n");
+        return -1;
+    }
     snprintf(d->dir, sizeof d->dir, "/tmp/gmem-test-XXXXXX");
     if (!mkdtemp(d->dir)) {
         perror("mkdtemp");

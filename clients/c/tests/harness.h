@@ -18,7 +18,7 @@ struct daemon {
     char log[128];  /* dir/gmemd.log: its stdout and stderr */
 };
 
-/* Starts $GMEMD_BINARY (default /work/bin/gmemd) with --socket and extra args (NULL-terminated), waits until the
+/* Starts $GMEMD_BINARY (required) with --socket and extra args (NULL-terminated), waits until the
  * socket accepts (10 s at most). Returns 0, or -1 after printing why. */
 int daemon_start(struct daemon *d, const char *const *args);
 

@@ -18,7 +18,7 @@
 
 #include "gmem_ring.h"
 #include "harness.h"
-#include "../src/ring_wire.h" /* gmem_wire.h plus the ring layout (until the trees merge) */
+#include "gmem_wire.h"
 
 enum scenario { GOOD, BAD_MAGIC, NO_FDS, FOREIGN_COOKIE, WRONG_LEN, TAIL_JUMP, PARTIAL };
 
