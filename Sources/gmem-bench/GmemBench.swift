@@ -17,7 +17,7 @@ struct GmemBench: ParsableCommand {
         discussion: "Measure with release builds (swift build -c release). See Benchmarks/README.md.",
         subcommands: [
             Startup.self, RunCommand.self, RawServerCommand.self, ProtectPairCommand.self, SuiteCommand.self,
-            FetchAddCommand.self,
+            FetchAddCommand.self, RingCommand.self,
         ]
     )
 }
