@@ -61,7 +61,9 @@ struct RingCommand: ParsableCommand {
             object["errors"] = .number(result.errors)
             emit(object.value.serialized)
         } else {
-            emit("swift \(spec.label): \(grouped(result.opsPerSecond)) ops/s, p50 \(Int(result.p50)) ns, p99 \(Int(result.p99)) ns")
+            emit(
+                "swift \(spec.label): \(grouped(result.opsPerSecond)) ops/s, p50 \(Int(result.p50)) ns, p99 \(Int(result.p99)) ns"
+            )
         }
     }
 }
