@@ -55,6 +55,9 @@ struct RingFuzzer {
     var scribbles = 0
     var reconnects = 0
     var ringFailures = 0
+    /// Whether an index word gmemd reads (sq_tail, cq_head) was overwritten since the last connect: only then may
+    /// gmemd close the connection (RING_FAILED); any other close is a finding.
+    var indexCorrupted = false
     let regionSize: UInt64 = 16 << 20
 
     init(seed: UInt64) throws {
@@ -80,7 +83,10 @@ struct RingFuzzer {
         if self.rings.isEmpty || self.random.below(40) == 0 {
             guard self.rings.count < 4 else { return self.closeOneRing() }
             let entries = UInt32(1) << self.random.below(7)
-            let reply = try self.connection.ringSetupReply(entries: entries, dataSize: 4096 << self.random.below(5))
+            let size = UInt64(4096) << self.random.below(5)
+            guard let reply = try self.onConnection({ try $0.ringSetupReply(entries: entries, dataSize: size) }) else {
+                return
+            }
             if reply.isSuccess {
                 let payload = try reply.decodePayload(as: RingSetupReply.self)
                 let fds = Array(self.connection.receivedDescriptors.prefix(3))
@@ -123,6 +129,7 @@ struct RingFuzzer {
             var offset = words[Int(self.random.below(UInt64(words.count)))]
             if self.random.below(8) == 0 {
                 offset = self.random.below(2) == 0 ? RingLayout.Offset.submissionTail : RingLayout.Offset.completionHead
+                self.indexCorrupted = true
             }
             ring.shared.storeRelease(UInt32(truncatingIfNeeded: self.random.next()), at: offset)
             var one: UInt64 = 1
@@ -132,12 +139,8 @@ struct RingFuzzer {
             var one: UInt64 = 1
             _ = write(ring.submitDoorbell, &one, 8)
         case 92..<96:
-            // A socket request between ring traffic; the connection may have been closed by RING_FAILED.
-            do {
-                try self.connection.requirePing()
-            } catch {
-                try self.reconnect()
-            }
+            // A socket request between ring traffic.
+            _ = try self.onConnection { try $0.requirePing() }
         default:
             self.closeOneRing()
         }
@@ -186,8 +189,19 @@ struct RingFuzzer {
     mutating func closeOneRing() {
         guard !self.rings.isEmpty else { return }
         let ring = self.rings.remove(at: Int(self.random.below(UInt64(self.rings.count))))
-        _ = try? self.connection.ringClose(ring.ringID)
+        _ = try? self.onConnection { try $0.ringClose(ring.ringID) }
         ring.close()
+    }
+
+    /// A request on the fuzzed connection. gmemd may have closed it after a corrupted index (RING_FAILED): then
+    /// reconnect and return nil; a close without one is a finding.
+    mutating func onConnection<R>(_ body: (RawConnection) throws -> R) throws -> R? {
+        do {
+            return try body(self.connection)
+        } catch let error as GmemTestingError where error.code == .connectionClosed && self.indexCorrupted {
+            try self.reconnect()
+            return nil
+        }
     }
 
     func connectionIsOpen() -> Bool {
@@ -197,9 +211,13 @@ struct RingFuzzer {
     }
 
     mutating func reconnect() throws {
-        if (try? self.connection.receiveFrame(timeout: .milliseconds(100)))??.header.opcode == .ringFailed {
+        let failed = self.connection.events.contains { $0.header.opcode == .ringFailed }
+        if failed || (try? self.connection.receiveFrame(timeout: .milliseconds(100)))??.header.opcode == .ringFailed {
             self.ringFailures += 1
+        } else if !self.indexCorrupted {
+            throw GmemTestingError.protocolViolation("gmemd closed a connection whose ring indices were intact")
         }
+        self.indexCorrupted = false
         for ring in self.rings { ring.close() }
         self.rings.removeAll()
         self.connection.close()
