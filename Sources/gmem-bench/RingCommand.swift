@@ -34,6 +34,9 @@ struct RingCommand: ParsableCommand {
     @Option(help: "Polls of cq_tail before sleeping on the completion doorbell.")
     var spin = 1_000_000
 
+    @Option(help: "Microseconds of busy think time after each completion before the next submission.")
+    var gapUs = 0
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -49,7 +52,8 @@ struct RingCommand: ParsableCommand {
             depth: self.depth,
             warmup: self.warmup,
             duration: self.duration,
-            spin: self.spin
+            spin: self.spin,
+            gapMicroseconds: self.gapUs
         )
         let result = try RingLoadDriver.run(spec)
         if self.json {

@@ -32,6 +32,9 @@ struct RingLoadSpec: Sendable {
     /// Polls of `cq_tail` before the client sleeps on the completion doorbell: a polling client, or (0) a
     /// client that sleeps at once, as a doorbell-only one does.
     var spin = 1_000_000
+    /// Microseconds the client waits (busy) after each completion before it submits again: a device model's think
+    /// time, which decides whether the server's poller is still polling when the next entry comes.
+    var gapMicroseconds = 0
 }
 
 enum RingLoadDriver {
@@ -115,7 +118,11 @@ enum RingLoadDriver {
                     ops += 1
                 }
                 if now < end {
-                    sentAt[slot] = now
+                    if spec.gapMicroseconds > 0 {
+                        let until = monotonicNanos() + UInt64(spec.gapMicroseconds) * 1000
+                        while monotonicNanos() < until {}
+                    }
+                    sentAt[slot] = monotonicNanos()
                     resubmit.append(entry(slot))
                 } else {
                     inFlight -= 1
