@@ -89,6 +89,17 @@ struct LoadResult: Sendable {
 
 // MARK: Workers
 
+/// Latencies in nanoseconds, 1 ns to 60 s, three significant digits.
+enum LatencyHistogram {
+    static func make() -> Histogram<UInt64> {
+        Histogram<UInt64>(
+            lowestDiscernibleValue: 1,
+            highestTrackableValue: 60_000_000_000,
+            numberOfSignificantValueDigits: .three
+        )
+    }
+}
+
 /// The measuring window, written by the driver before the start barrier and read by the workers after it.
 final class Timeline: @unchecked Sendable {
     var measureStart: UInt64 = 0
@@ -100,11 +111,7 @@ final class Timeline: @unchecked Sendable {
 final class Worker: @unchecked Sendable {
     let index: Int
     let completed = Atomic<UInt64>(0)
-    var histogram = Histogram<UInt64>(
-        lowestDiscernibleValue: 1,
-        highestTrackableValue: 60_000_000_000,
-        numberOfSignificantValueDigits: .three
-    )
+    var histogram = LatencyHistogram.make()
     var ops: UInt64 = 0
     var bytes: UInt64 = 0
     var errors: UInt64 = 0

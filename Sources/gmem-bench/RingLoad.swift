@@ -81,11 +81,7 @@ enum RingLoadDriver {
         }
         let moved = spec.operation == .readv16 ? 16 * 128 : (spec.operation == .gpcCompareExchange ? 8 : spec.payload)
 
-        var histogram = Histogram<UInt64>(
-            lowestDiscernibleValue: 1,
-            highestTrackableValue: 60_000_000_000,
-            numberOfSignificantValueDigits: .three
-        )
+        var histogram = LatencyHistogram.make()
         var ops: UInt64 = 0
         var errors: UInt64 = 0
         var firstError: String?

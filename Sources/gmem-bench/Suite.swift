@@ -194,17 +194,40 @@ struct SuiteRun {
     }
 
     mutating func measure(_ spec: LoadSpec) throws -> LoadResult {
-        let result = try LoadDriver.run(spec)
+        try self.checked(LoadDriver.run(spec))
+    }
+
+    /// Fails a run that had failed requests, and prints its line.
+    func checked(_ result: LoadResult) throws -> LoadResult {
+        let label = result.spec.label
         if result.errors > 0 {
-            throw BenchError("\(spec.label): \(result.errors) requests failed (first: \(result.firstError ?? "?"))")
+            throw BenchError("\(label): \(result.errors) requests failed (first: \(result.firstError ?? "?"))")
         }
         if !self.options.json {
             let protect = result.protectCallsPerOp.map { ", \(fixed($0, 2)) protect calls/op" } ?? ""
             emit(
-                "  \(spec.label): \(grouped(result.opsPerSecond)) ops/s, p50 \(micros(result.p50)) us, p99 \(micros(result.p99)) us\(protect)"
+                "  \(label): \(grouped(result.opsPerSecond)) ops/s, p50 \(micros(result.p50)) us, p99 \(micros(result.p99)) us\(protect)"
             )
         }
         return result
+    }
+
+    /// Rows that could not be measured, with the error.
+    mutating func addFailed(_ rows: [(number: String, measure: String)], _ error: any Error) {
+        for (number, measure) in rows {
+            self.rows.append(
+                TargetRow(
+                    number: number,
+                    measure: measure,
+                    value: "error",
+                    baseline: "-",
+                    ratio: "-",
+                    target: "-",
+                    met: nil,
+                    json: ["error": .string("\(error)")]
+                )
+            )
+        }
     }
 
     /// A fresh gmemd of the suite (see ``spawnGmemd(_:_:)``) and its spawn-to-HELLO time in nanoseconds.

@@ -141,23 +141,13 @@ extension SuiteRun {
             )
         } catch {
             self.log("targets 1-6 failed: \(error)")
-            for (number, measure) in [
-                ("1", "PING p50"), ("2", "PING throughput"), ("3", "READ p50"), ("4", "READ throughput"),
-                ("5", "READ 64 KiB"), ("6", "GPC_READ p50"),
-            ] {
-                self.rows.append(
-                    TargetRow(
-                        number: number,
-                        measure: measure,
-                        value: "error",
-                        baseline: "-",
-                        ratio: "-",
-                        target: "-",
-                        met: nil,
-                        json: ["error": .string("\(error)")]
-                    )
-                )
-            }
+            self.addFailed(
+                [
+                    ("1", "PING p50"), ("2", "PING throughput"), ("3", "READ p50"), ("4", "READ throughput"),
+                    ("5", "READ 64 KiB"), ("6", "GPC_READ p50"),
+                ],
+                error
+            )
         }
     }
 }

@@ -55,17 +55,7 @@ extension SuiteRun {
     }
 
     mutating func measureRing(_ spec: RingLoadSpec) throws -> LoadResult {
-        let result = try RingLoadDriver.run(spec)
-        if result.errors > 0 {
-            throw BenchError("\(spec.label): \(result.errors) entries failed (first: \(result.firstError ?? "?"))")
-        }
-        if !self.options.json {
-            let protect = result.protectCallsPerOp.map { ", \(fixed($0, 2)) protect calls/op" } ?? ""
-            emit(
-                "  \(spec.label): \(grouped(result.opsPerSecond)) ops/s, p50 \(micros(result.p50)) us, p99 \(micros(result.p99)) us\(protect)"
-            )
-        }
-        return result
+        try self.checked(RingLoadDriver.run(spec))
     }
 
     mutating func runRingTargets() {
@@ -145,7 +135,7 @@ extension SuiteRun {
             )
         } catch {
             self.log("targets R1-R5 failed: \(error)")
-            self.addFailed(["R1", "R2", "R3", "R4", "R5"], error)
+            self.addFailed(["R1", "R2", "R3", "R4", "R5"].map { ($0, "ring target") }, error)
         }
         self.runIdleRingsTarget()
         self.runFetchAddTarget()
@@ -181,7 +171,7 @@ extension SuiteRun {
             for ring in rings { ring.close() }
         } catch {
             self.log("target R6 failed: \(error)")
-            self.addFailed(["R6"], error)
+            self.addFailed([("R6", "idle rings")], error)
         }
     }
 
@@ -228,24 +218,8 @@ extension SuiteRun {
             )
         } catch {
             self.log("target R7 failed: \(error)")
-            self.addFailed(["R7"], error)
+            self.addFailed([("R7", "FETCH_ADD from 3 processes")], error)
         }
     }
 
-    mutating func addFailed(_ numbers: [String], _ error: any Error) {
-        for number in numbers {
-            self.rows.append(
-                TargetRow(
-                    number: number,
-                    measure: "ring target",
-                    value: "error",
-                    baseline: "-",
-                    ratio: "-",
-                    target: "-",
-                    met: nil,
-                    json: ["error": .string("\(error)")]
-                )
-            )
-        }
-    }
 }
