@@ -109,9 +109,10 @@ int gmem_ring_submit(struct gmem_ring *r);
 
 /*
  * Stores up to max completions in out (oldest first) and returns how many, waiting until at least
- * min(min_wait, entries in flight) are available; min_wait 0 never blocks. Returns -ECONNRESET when the
- * connection died with entries still in flight (completions the daemon wrote before are returned first), or
- * -EPROTO.
+ * min(min_wait, entries in flight) are available; min_wait 0 never blocks. It waits by polling the completion
+ * queue for a bounded time (some tens of microseconds) and only then sleeps on the completion doorbell, so a
+ * call answered by an awake poller makes no system call. Returns -ECONNRESET when the connection died with
+ * entries still in flight (completions the daemon wrote before are returned first), or -EPROTO.
  */
 int gmem_ring_reap(struct gmem_ring *r, struct gmem_completion *out, unsigned max, unsigned min_wait);
 

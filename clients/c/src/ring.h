@@ -34,7 +34,7 @@ struct gmem_ring {
     size_t map_size;
     uint8_t *sq, *cq, *data; /* the entry arrays and the data area, inside map */
     uint64_t data_size;
-    _Atomic uint32_t *sq_tail, *sq_head, *cq_tail, *cq_head, *server_flags, *client_flags;
+    _Atomic uint32_t *sq_tail, *cq_tail, *cq_head, *server_flags, *client_flags; /* sq_head: never read */
 
     /* Private copies: the shared words are written by us and never read back (the daemon may scribble). */
     uint32_t sq_next;        /* the next SQ slot to fill; entries before it and after sq_published are prepared */

@@ -1,6 +1,6 @@
 /*
  * test_examples.c - the example programs run against a private gmemd and print what they should.
- * Usage: test_examples GMEM_HEXDUMP GMEM_VIRTQ.
+ * Usage: test_examples GMEM_HEXDUMP GMEM_VIRTQ GMEM_RING_LATENCY.
  */
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -36,7 +36,7 @@ static int run(char *const *argv, char *out, size_t cap)
 int main(int argc, char **argv)
 {
     guard(30);
-    if (argc != 3)
+    if (argc != 4)
         return 2;
     struct daemon d;
     const char *args[] = { "--size", "16M", "--log-level", "warning", NULL };
@@ -57,6 +57,13 @@ int main(int argc, char **argv)
     CHECK(strstr(out, "|hello, |") != NULL);
     char *outside[] = { argv[1], "--socket", d.sock, "0xfffff0", "32", NULL };
     CHECK(run(outside, out, sizeof out) == 1);
+
+    /* A short measurement: it runs, and prints its one JSON line. */
+    char *latency[] = { argv[3], "--socket", d.sock, "--duration", "0.2", "--warmup", "0", "--json", NULL };
+    CHECK(run(latency, out, sizeof out) == 0);
+    CHECK(strncmp(out, "{\"client\":\"c\",\"ops_per_second\":", 31) == 0 && strstr(out, "\"p99_ns\":") != NULL);
+    char *bad[] = { argv[3], "--socket", d.sock, "--duration", "x", NULL };
+    CHECK(run(bad, out, sizeof out) == 2);
 
     daemon_stop(&d);
     return test_finish("test_examples");

@@ -157,25 +157,20 @@ impl Ring {
 
     /// PING through the ring: a round trip to the daemon's poller.
     pub fn ping(&mut self) -> Result<(), Error> {
-        let mut b = self.batch();
-        b.ping();
-        b.submit_one().map(drop)
+        self.call(Operation::Ping, Sqe { opcode: opcode::PING, ..Sqe::default() }, None).map(drop)
     }
 
     /// READ through the ring into `buf` (at most [`data_size`](Self::data_size) bytes).
     pub fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let mut b = self.batch();
-        b.read(gpa, len32(Operation::Read, buf.len())?)?;
-        let out = b.submit_one()?;
-        buf.copy_from_slice(&out.data);
-        Ok(())
+        let len = self.fits(Operation::Read, buf.len())?;
+        self.call(Operation::Read, Sqe { opcode: opcode::READ, len, addr: gpa, ..Sqe::default() }, Some(buf)).map(drop)
     }
 
     /// WRITE through the ring.
     pub fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), Error> {
-        let mut b = self.batch();
-        b.write(gpa, data)?;
-        b.submit_one().map(drop)
+        let len = self.fits(Operation::Write, data.len())?;
+        self.put_data(0, data);
+        self.call(Operation::Write, Sqe { opcode: opcode::WRITE, len, addr: gpa, ..Sqe::default() }, None).map(drop)
     }
 
     /// READV through the ring: the segments back to back into `buf`, whose length must be their sum.
@@ -197,18 +192,17 @@ impl Ring {
 
     /// GPC_READ through the ring.
     pub fn gpc_read(&mut self, handle: GpcHandle, offset: u32, buf: &mut [u8]) -> Result<(), Error> {
-        let mut b = self.batch();
-        b.gpc_read(handle, offset, len32(Operation::GpcRead, buf.len())?)?;
-        let out = b.submit_one()?;
-        buf.copy_from_slice(&out.data);
-        Ok(())
+        let len = self.fits(Operation::GpcRead, buf.len())?;
+        let sqe = Sqe { opcode: opcode::GPC_READ, len, addr: handle.raw(), aux: u64::from(offset), ..Sqe::default() };
+        self.call(Operation::GpcRead, sqe, Some(buf)).map(drop)
     }
 
     /// GPC_WRITE through the ring.
     pub fn gpc_write(&mut self, handle: GpcHandle, offset: u32, data: &[u8]) -> Result<(), Error> {
-        let mut b = self.batch();
-        b.gpc_write(handle, offset, data)?;
-        b.submit_one().map(drop)
+        let len = self.fits(Operation::GpcWrite, data.len())?;
+        self.put_data(0, data);
+        let sqe = Sqe { opcode: opcode::GPC_WRITE, len, addr: handle.raw(), aux: u64::from(offset), ..Sqe::default() };
+        self.call(Operation::GpcWrite, sqe, None).map(drop)
     }
 
     /// ATOMIC through the ring; returns the old value.
@@ -223,16 +217,56 @@ impl Ring {
 
     /// ATOMIC through the ring with the wire fields as given, unchecked (for testing the daemon's rules).
     pub fn atomic_raw(&mut self, gpa: u64, atomic: RawAtomic) -> Result<u64, Error> {
-        let mut b = self.batch();
-        b.atomic_raw(gpa, atomic);
-        b.submit_one().map(|o| o.value)
+        self.call(Operation::Atomic, Sqe::atomic(opcode::ATOMIC, gpa, 0, atomic), None)
     }
 
     /// GPC_ATOMIC through the ring with the wire fields as given, unchecked.
     pub fn gpc_atomic_raw(&mut self, handle: GpcHandle, offset: u32, atomic: RawAtomic) -> Result<u64, Error> {
-        let mut b = self.batch();
-        b.gpc_atomic_raw(handle, offset, atomic);
-        b.submit_one().map(|o| o.value)
+        self.call(Operation::GpcAtomic, Sqe::atomic(opcode::GPC_ATOMIC, handle.raw(), u64::from(offset), atomic), None)
+    }
+
+    /// `len` as an entry's length, if the data area holds it: the check [`Batch`] makes for its first entry.
+    fn fits(&self, op: Operation, len: usize) -> Result<u32, Error> {
+        let len32 = len32(op, len)?;
+        if len as u64 > self.data_size {
+            let why = format!("{len} more bytes do not fit in the ring's {}-byte data area", self.data_size);
+            return Err(Error::client(op, errno::EMSGSIZE, why));
+        }
+        Ok(len32)
+    }
+
+    /// One entry, its bytes (if any) at offset 0 of the data area: submitted and waited for like a batch of one,
+    /// without allocating. A read entry's bytes go straight from the data area into `out`, whose length is the
+    /// entry's. Returns the completion's value.
+    fn call(&mut self, op: Operation, sqe: Sqe, out: Option<&mut [u8]>) -> Result<u64, Error> {
+        self.check_usable(Operation::Ring)?;
+        let cookie = self.next_cookie;
+        self.next_cookie = cookie.wrapping_add(1);
+        let mut entry = sqe.encode();
+        entry[0..8].copy_from_slice(&cookie.to_le_bytes());
+        self.push_sqe(&entry);
+        self.publish(Operation::Ring)?;
+        let tail = self.wait_completions(Operation::Ring)?;
+        let ready = tail.wrapping_sub(self.cq_head);
+        if ready != 1 {
+            let why = format!("cq_tail - cq_head = {ready} with 1 entry in flight");
+            return Err(self.fail(Operation::Ring, errno::EPROTO, why));
+        }
+        let cqe = self.take_cqe();
+        let got = crate::wire::le_u64(&cqe, 0);
+        if got != cookie {
+            return Err(self.fail(Operation::Ring, errno::EPROTO, format!("unexpected cookie {got}")));
+        }
+        let want = out.as_ref().map_or(0, |b| b.len());
+        let result = match outcome(op, want, &cqe) {
+            Ok(r) => r,
+            Err(why) => return Err(self.fail(Operation::Ring, errno::EPROTO, why)),
+        };
+        if let (Ok(_), Some(buf)) = (&result, out) {
+            self.copy_data(0, buf);
+        }
+        self.word(ring::CQ_HEAD).store(self.cq_head, Ordering::Release);
+        result.map(|(value, _)| value)
     }
 
     fn check_usable(&self, op: Operation) -> Result<(), Error> {
@@ -261,19 +295,24 @@ impl Ring {
     fn put_data(&mut self, offset: usize, src: &[u8]) {
         assert!(offset + src.len() <= self.data_size as usize);
         // SAFETY: the range is inside the data area (asserted), hence inside the mapping; no entry is in flight
-        // while a batch is built (the batch borrows the ring mutably and submit waits for every completion), so
-        // the server does not access these bytes now.
+        // while a batch is built or a one-call method prepares its entry (both borrow the ring mutably, and
+        // submit and call wait for every completion), so the server does not access these bytes now.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), self.map.ptr().add(self.data_offset + offset), src.len()) };
     }
 
-    /// Copies `len` bytes of the data area from `offset`; the caller checked the bounds.
+    /// `len` bytes of the data area from `offset`, in a new vector; the caller checked the bounds.
     fn get_data(&self, offset: usize, len: usize) -> Vec<u8> {
-        assert!(offset + len <= self.data_size as usize);
         let mut out = vec![0u8; len];
+        self.copy_data(offset, &mut out);
+        out
+    }
+
+    /// Fills `out` from the data area at `offset`; the caller checked the bounds.
+    fn copy_data(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset + out.len() <= self.data_size as usize);
         // SAFETY: the range is inside the data area (asserted), hence inside the mapping; its entry has
         // completed, so the server no longer writes it.
-        unsafe { ptr::copy_nonoverlapping(self.map.ptr().add(self.data_offset + offset), out.as_mut_ptr(), len) };
-        out
+        unsafe { ptr::copy_nonoverlapping(self.map.ptr().add(self.data_offset + offset), out.as_mut_ptr(), out.len()) };
     }
 
     /// Writes one submission entry into the next SQ slot (not yet published).
@@ -285,6 +324,24 @@ impl Ring {
         // `entries` entries in flight, so the server is not reading this slot (it reads [sq_head, sq_tail)).
         unsafe { ptr::copy_nonoverlapping(sqe.as_ptr(), self.map.ptr().add(at), ring::SQE_SIZE) };
         self.sq_tail = self.sq_tail.wrapping_add(1);
+    }
+
+    /// Copies the completion entry at the CQ head out of shared memory and moves the head past it (not yet
+    /// published); the caller saw `cq_tail` (acquire) beyond it.
+    fn take_cqe(&mut self) -> [u8; ring::CQE_SIZE] {
+        let slot = (self.cq_head & (self.entries - 1)) as usize;
+        let mut cqe = [0u8; ring::CQE_SIZE];
+        // SAFETY: slot < entries, so the 32 bytes lie in the CQ, inside the mapping; the server filled this slot
+        // before publishing cq_tail (acquired by the caller) and does not reuse it until cq_head moves.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                self.map.ptr().add(self.cq_offset + slot * ring::CQE_SIZE),
+                cqe.as_mut_ptr(),
+                ring::CQE_SIZE,
+            )
+        };
+        self.cq_head = self.cq_head.wrapping_add(1);
+        cqe
     }
 
     /// Publishes the SQ tail and rings the submit doorbell if the server's poller sleeps.
@@ -487,16 +544,7 @@ impl Batch<'_> {
 
     /// ATOMIC with the wire fields as given, unchecked.
     pub fn atomic_raw(&mut self, gpa: u64, a: RawAtomic) -> usize {
-        let sqe = Sqe {
-            opcode: opcode::ATOMIC,
-            addr: gpa,
-            operand: a.operand,
-            expected: a.expected,
-            op: a.op,
-            width: a.width,
-            ..Sqe::default()
-        };
-        self.push(Operation::Atomic, sqe, (0, 0))
+        self.push(Operation::Atomic, Sqe::atomic(opcode::ATOMIC, gpa, 0, a), (0, 0))
     }
 
     /// GPC_ATOMIC at `offset` in the GPC's window; the result's `value` is the old value.
@@ -506,17 +554,7 @@ impl Batch<'_> {
 
     /// GPC_ATOMIC with the wire fields as given, unchecked.
     pub fn gpc_atomic_raw(&mut self, handle: GpcHandle, offset: u32, a: RawAtomic) -> usize {
-        let sqe = Sqe {
-            opcode: opcode::GPC_ATOMIC,
-            addr: handle.raw(),
-            aux: u64::from(offset),
-            operand: a.operand,
-            expected: a.expected,
-            op: a.op,
-            width: a.width,
-            ..Sqe::default()
-        };
-        self.push(Operation::GpcAtomic, sqe, (0, 0))
+        self.push(Operation::GpcAtomic, Sqe::atomic(opcode::GPC_ATOMIC, handle.raw(), u64::from(offset), a), (0, 0))
     }
 
     fn submit_one(self) -> Result<Output, Error> {
@@ -554,18 +592,7 @@ impl Batch<'_> {
                 return Err(ring.fail(Operation::Ring, errno::EPROTO, why));
             }
             for _ in 0..ready {
-                let slot = (ring.cq_head & (ring.entries - 1)) as usize;
-                let mut cqe = [0u8; ring::CQE_SIZE];
-                // SAFETY: slot < entries, so the 32 bytes lie in the CQ, inside the mapping; the server filled
-                // this slot before publishing cq_tail (acquired above) and does not reuse it until cq_head moves.
-                unsafe {
-                    ptr::copy_nonoverlapping(
-                        ring.map.ptr().add(ring.cq_offset + slot * ring::CQE_SIZE),
-                        cqe.as_mut_ptr(),
-                        ring::CQE_SIZE,
-                    )
-                };
-                ring.cq_head = ring.cq_head.wrapping_add(1);
+                let cqe = ring.take_cqe();
                 let cookie = crate::wire::le_u64(&cqe, 0);
                 let index = cookie.wrapping_sub(base) as usize;
                 if index >= sent || results[index].is_some() {
@@ -586,25 +613,33 @@ impl Batch<'_> {
 
 /// The result of the completion `cqe` of `entry`; `Err` if the completion breaks the protocol.
 fn completion(ring: &Ring, entry: &Pending, cqe: &[u8; ring::CQE_SIZE]) -> Result<Result<Output, Error>, String> {
+    let (at, want) = entry.out;
+    Ok(outcome(entry.op, want, cqe)?.map(|(value, len)| {
+        let data = if want > 0 { ring.get_data(at, want) } else { Vec::new() };
+        Output { value, len, data }
+    }))
+}
+
+/// The completion `cqe` of an entry of `op` that reads `want` bytes: its value and length, or the entry's error;
+/// `Err` if the completion breaks the protocol.
+fn outcome(op: Operation, want: usize, cqe: &[u8; ring::CQE_SIZE]) -> Result<Result<(u64, u32), Error>, String> {
     let status = crate::wire::le_u32(cqe, 8) as i32;
     let len = crate::wire::le_u32(cqe, 12);
     let value = crate::wire::le_u64(cqe, 16);
     let segment = crate::wire::le_u32(cqe, 24);
     let segment_bytes = crate::wire::le_u32(cqe, 28);
     if status == 0 {
-        let (at, want) = entry.out;
         if want > 0 && len as usize != want {
-            return Err(format!("{} completed with {len} bytes, expected {want}", entry.op));
+            return Err(format!("{op} completed with {len} bytes, expected {want}"));
         }
-        let data = if want > 0 { ring.get_data(at, want) } else { Vec::new() };
-        return Ok(Ok(Output { value, len, data }));
+        return Ok(Ok((value, len)));
     }
     if !(-4095..0).contains(&status) {
         return Err(format!("completion status {status}"));
     }
-    let e = Error::daemon(entry.op, -status);
+    let e = Error::daemon(op, -status);
     let partial = value != 0 || segment != 0 || segment_bytes != 0;
-    Ok(Err(match entry.op {
+    Ok(Err(match op {
         Operation::Read | Operation::Write if partial => e.with_bytes(value),
         Operation::Readv | Operation::Writev if partial => {
             e.with_vector(VectorProgress { bytes_completed: value, segment, segment_bytes })
@@ -628,6 +663,11 @@ struct Sqe {
 }
 
 impl Sqe {
+    /// ATOMIC (`addr` the gpa) or GPC_ATOMIC (`addr` the handle, `aux` the offset) with the wire fields as given.
+    fn atomic(opcode: u16, addr: u64, aux: u64, a: RawAtomic) -> Sqe {
+        Sqe { opcode, addr, aux, operand: a.operand, expected: a.expected, op: a.op, width: a.width, ..Sqe::default() }
+    }
+
     fn encode(&self) -> [u8; ring::SQE_SIZE] {
         let mut b = [0u8; ring::SQE_SIZE];
         b[8..10].copy_from_slice(&self.opcode.to_le_bytes());
