@@ -432,14 +432,20 @@ impl Client {
         self.rx_fds.clear();
         let mut tx = std::mem::take(&mut self.tx);
         tx.clear();
-        req.encode_into(id, &mut tx);
+        if req.encode_into(id, &mut tx).is_err() {
+            // Unreachable after the max_payload check above, but reported, never a panic.
+            return Err(Error::client(op, errno::EMSGSIZE, "a frame longer than u32::MAX bytes"));
+        }
         let sent = self.send_all(op, &tx);
         if tx.capacity() <= RX_INITIAL {
             self.tx = tx;
         }
         sent?;
         loop {
-            let h = self.fill_frame(op, Wait::Block)?.expect("a blocking wait returns a frame or an error");
+            let Some(h) = self.fill_frame(op, Wait::Block)? else {
+                // A blocking wait returns a frame or an error; anything else is this client's bug, reported.
+                return Err(self.fail(op, errno::EPROTO, "a blocking wait returned no frame"));
+            };
             if h.flags == FLAG_EVENT {
                 self.take_event(&h)?;
                 continue;

@@ -558,8 +558,11 @@ impl Batch<'_> {
     }
 
     fn submit_one(self) -> Result<Output, Error> {
+        let operation = self.entries.first().map_or(Operation::Ring, |entry| entry.op);
         let mut results = self.submit()?;
-        results.pop().expect("one entry")
+        results.pop().unwrap_or_else(|| {
+            Err(Error::connection(operation, errno::EPROTO, "an empty batch submitted as one entry"))
+        })
     }
 
     /// Submits every entry and waits for all their completions. The outer error is the ring's (the connection
@@ -607,7 +610,11 @@ impl Batch<'_> {
             }
             ring.word(ring::CQ_HEAD).store(ring.cq_head, Ordering::Release);
         }
-        Ok(results.into_iter().map(|r| r.expect("every entry completed")).collect())
+        // The loop ends only once every entry has its completion (done == n); a gap would be this client's bug.
+        results
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ring.fail(Operation::Ring, errno::EPROTO, "an entry without its completion"))
     }
 }
 

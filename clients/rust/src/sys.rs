@@ -114,7 +114,7 @@ pub(crate) fn recv_with_fds(fd: RawFd, buf: &mut [u8], nonblocking: bool, fds: &
         let mut len = [0u8; std::mem::size_of::<usize>()];
         len.copy_from_slice(&bytes[at..at + CMSG_ALIGN]);
         let len = usize::from_ne_bytes(len);
-        let word = |k: usize| c_int::from_ne_bytes(bytes[k..k + 4].try_into().expect("4 bytes"));
+        let word = |k: usize| c_int::from_ne_bytes([bytes[k], bytes[k + 1], bytes[k + 2], bytes[k + 3]]);
         let (level, kind) = (word(at + CMSG_ALIGN), word(at + CMSG_ALIGN + 4));
         if len < CMSG_HDR || at + len > used {
             break;

@@ -504,15 +504,16 @@ impl Request<'_> {
 
     /// Appends the whole frame, header included, with request id `id`, to `out`.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If the frame would be longer than `u32::MAX` bytes, or a data or segment count does not fit in `u32`.
-    pub fn encode_into(&self, id: u32, out: &mut Vec<u8>) {
-        let length = u32::try_from(HEADER_SIZE + self.payload_len()).expect("frame longer than u32::MAX");
+    /// [`FrameTooLong`] if the frame would be longer than `u32::MAX` bytes (nothing is appended then).
+    pub fn encode_into(&self, id: u32, out: &mut Vec<u8>) -> Result<(), FrameTooLong> {
+        let length = u32::try_from(HEADER_SIZE + self.payload_len()).map_err(|_| FrameTooLong)?;
         let header = Header { length, opcode: self.opcode(), flags: 0, id, status: 0 };
         out.reserve(length as usize);
         out.extend_from_slice(&header.encode());
-        let len32 = |n: usize| u32::try_from(n).expect("length does not fit in u32");
+        // Every data length and segment count is part of the frame, which fits in u32: none truncates.
+        let len32 = |n: usize| n as u32;
         match *self {
             Request::Hello { version, features } => {
                 put32(out, version);
@@ -596,19 +597,32 @@ impl Request<'_> {
                 put32(out, 0);
             }
         }
+        Ok(())
     }
 
     /// The whole frame, header included, with request id `id`.
     ///
-    /// # Panics
+    /// # Errors
     ///
     /// As [`encode_into`](Self::encode_into).
-    pub fn encode(&self, id: u32) -> Vec<u8> {
+    pub fn encode(&self, id: u32) -> Result<Vec<u8>, FrameTooLong> {
         let mut out = Vec::new();
-        self.encode_into(id, &mut out);
-        out
+        self.encode_into(id, &mut out)?;
+        Ok(out)
     }
 }
+
+/// A request whose frame would exceed the wire's `u32` length field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameTooLong;
+
+impl std::fmt::Display for FrameTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the frame would be longer than u32::MAX bytes")
+    }
+}
+
+impl std::error::Error for FrameTooLong {}
 
 fn put32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
