@@ -94,7 +94,7 @@ final class RingPoller: @unchecked Sendable {
     // MARK: The poller's thread
 
     private func run() {
-        var lastWork = Self.now()
+        var lastWork = monotonicNanoseconds()
         var ready = [UInt64](repeating: 0, count: 64)
         while true {
             if self.hasChanges.load(ordering: .acquiring), self.applyChanges() { break }
@@ -102,10 +102,10 @@ final class RingPoller: @unchecked Sendable {
             var worked = false
             for ring in self.rings where ring.serve(budget: Self.budget) { worked = true }
             if worked {
-                lastWork = Self.now()
+                lastWork = monotonicNanoseconds()
                 continue
             }
-            if Self.now() &- lastWork < self.pollNanoseconds { continue }
+            if monotonicNanoseconds() &- lastWork < self.pollNanoseconds { continue }
             // Announce the sleep, then look once more: a client that published
             // before it saw the flag is seen here (10.5).
             for ring in self.rings { ring.setNeedWakeup(true) }
@@ -132,7 +132,7 @@ final class RingPoller: @unchecked Sendable {
                 }
             }
             for ring in self.rings { ring.setNeedWakeup(false) }
-            lastWork = Self.now()
+            lastWork = monotonicNanoseconds()
         }
         for ring in self.rings { self.drop(ring) }
         self.rings.removeAll()
@@ -174,11 +174,6 @@ final class RingPoller: @unchecked Sendable {
         self.ringCount.wrappingSubtract(1, ordering: .relaxed)
     }
 
-    private static func now() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
-    }
 }
 
 /// The pollers of a server, created with the first ring.
@@ -214,4 +209,11 @@ final class RingPollers: Sendable {
         }
         for poller in pollers { poller.stop() }
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (vDSO, no system call): the pollers' and rings' one clock.
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }

@@ -116,7 +116,7 @@ final class ServedRing: @unchecked Sendable {
         // its completions are published, so a client with nothing else in
         // flight sees settled pages once it has its completions.
         if !self.held.isEmpty {
-            let now = Self.now()
+            let now = monotonicNanoseconds()
             if self.heldSince == 0 { self.heldSince = now }
             let moreWaiting = shared.loadAcquire(RingLayout.Offset.submissionTail) != self.submissionHead
             if !moreWaiting || now &- self.heldSince >= Self.maximumHoldNanoseconds { self.releaseHeldPages() }
@@ -137,12 +137,6 @@ final class ServedRing: @unchecked Sendable {
         guard !self.held.isEmpty else { return }
         self.server.memory.release(&self.held)
         self.heldSince = 0
-    }
-
-    private static func now() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
     }
 
     /// Announces (or withdraws) that the poller is about to sleep.
