@@ -142,19 +142,19 @@ extension ConnectionHandler {
         return nil
     }
 
-    /// On the loop: a ring's indices were corrupt. RING_FAILED (with EVENTS), then close.
+    /// On the loop: a ring's indices were corrupt. RING_FAILED (with EVENTS), then close, through the state
+    /// machine like any event and any close: never into the way of a reply that carries descriptors.
     func ringFailed(_ ringID: UInt32) {
         self.logger.notice("ring \(ringID): corrupt indices; closing the connection")
         self.rings.removeValue(forKey: ringID)
-        guard let context = self.context else { return }
-        if self.state.features.contains(.events) {
-            var event = ByteBufferWireWriter(buffer: context.channel.allocator.buffer(capacity: 32))
-            RingFailedEvent(ringID: ringID, status: -Errno.protocolError.rawValue).encodeFrame(into: &event)
-            context.writeAndFlush(self.wrapOutboundOut(event.buffer)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-        } else {
-            context.close(promise: nil)
+        if let delivery = self.state.eventReady() {
+            if case .send = delivery { self.reuseOutbound() }
+            RingFailedEvent(ringID: ringID, status: -Errno.protocolError.rawValue).encodeFrame(into: &self.outbound)
         }
+        // Nothing after this event is answered; the connection closes once what it owes is written.
+        self.state.startClosing()
+        // A batch or a pause in progress ends with that write itself.
+        guard self.state.activity == .idle else { return }
+        self.carryOut(self.state.writeAction(flush: true))
     }
 }
