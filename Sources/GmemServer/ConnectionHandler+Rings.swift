@@ -15,6 +15,19 @@ import Glibc
 /// with sendmsg(2) on the connection's socket, found by its SO_COOKIE. While
 /// paused nothing else is written, events included, so the frame cannot land
 /// inside another.
+///
+/// Until that frame is sent the ring is the event loop's alone: only then is
+/// it handed to its poller thread, so the descriptors it sends cannot be
+/// closed under it by a poller dropping the ring (a closed descriptor's
+/// number could by then name another connection's file).
+struct OpenRing {
+    let ring: ServedRing
+    /// The thread that serves the ring once the client has its descriptors.
+    let poller: RingPoller
+    /// Whether the poller has it; until then the loop finishes it itself.
+    var handedToPoller = false
+}
+
 extension ConnectionHandler {
     func setUpRing(_ header: FrameHeader, entries: UInt32, dataSize: UInt64) throws {
         let layout = try RingLayout(entries: entries, dataSize: dataSize)
@@ -50,9 +63,7 @@ extension ConnectionHandler {
             server: self.server,
             onFailure: { ringID in loop.execute { handler.value.ringFailed(ringID) } }
         )
-        self.rings[ringID] = (ring, poller)
-        // The client cannot submit before it has the descriptors, so serving may start now.
-        poller.add(ring)
+        self.rings[ringID] = OpenRing(ring: ring, poller: poller)
 
         var frame = ByteBufferWireWriter(buffer: context.channel.allocator.buffer(capacity: 48))
         let reply = RingSetupReply(
@@ -73,24 +84,31 @@ extension ConnectionHandler {
     }
 
     func closeRing(_ ringID: UInt32) throws {
-        guard let (ring, poller) = self.rings.removeValue(forKey: ringID) else { throw Errno.noSuchEntry }
-        // The poller completes what it consumed, then releases the ring's pages and unmaps it.
-        ring.requestStop()
-        poller.wake()
+        guard let open = self.rings.removeValue(forKey: ringID) else { throw Errno.noSuchEntry }
+        Self.stop(open)
     }
 
     /// Stops every ring of a closing connection.
     func closeAllRings() {
-        for (ring, poller) in self.rings.values {
-            ring.requestStop()
-            poller.wake()
-        }
+        for open in self.rings.values { Self.stop(open) }
         self.rings.removeAll()
+    }
+
+    private static func stop(_ open: OpenRing) {
+        guard open.handedToPoller else {
+            // Never served: nothing consumed, no page held; the loop unmaps it.
+            return open.ring.finish()
+        }
+        // The poller completes what it consumed, then releases the ring's pages and unmaps it.
+        open.ring.requestStop()
+        open.poller.wake()
     }
 
     /// Sends RING_SETUP's reply with its descriptors, retrying while the
     /// socket is full, for at most the frame timeout.
     private func sendWithDescriptors(_ frame: [UInt8], ring: ServedRing, attempt: Int) {
+        // A ring closed meanwhile (the connection ended) has nothing left to send.
+        guard let open = self.rings[ring.ringID], open.ring === ring, !open.handedToPoller else { return }
         guard let context = self.context, context.channel.isActive else { return }
         guard let socket = self.socketDescriptor() else {
             self.logger.error("cannot find the connection's socket to send a ring's descriptors; closing")
@@ -103,8 +121,11 @@ extension ConnectionHandler {
             }
         }
         if sent == frame.count {
-            // The client has its copy; gmemd keeps only the mapping.
+            // The client has its copy; gmemd keeps only the mapping. The
+            // client can submit now, so serving starts now.
             ring.memory.closeMemfd()
+            self.rings[ring.ringID]?.handedToPoller = true
+            open.poller.add(ring)
             if let flow = self.state.descriptorsSent() { self.carryOut(flow) }
             return
         }

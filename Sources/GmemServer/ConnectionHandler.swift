@@ -29,8 +29,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     let counters: AccessCounters
     /// READ, WRITE and the rest, as both transports carry them.
     let dataPath: DataPath
-    /// Open rings by id, with the poller serving each.
-    var rings: [UInt32: (ring: ServedRing, poller: RingPoller)] = [:]
+    /// Open rings by id (see ``OpenRing``).
+    var rings: [UInt32: OpenRing] = [:]
     var nextRingID: UInt32 = 1
     /// The kernel's identity of this connection's socket, to find its
     /// descriptor when a ring's reply must carry descriptors.

@@ -9,7 +9,8 @@ import Glibc
 /// One ring as its poller thread serves it (PROTOCOL.md section 10).
 ///
 /// Only the poller calls ``serve(budget:)``; the connection's event loop
-/// only creates the ring and asks for it to stop (``requestStop()``). The
+/// only creates the ring, hands it to the poller once the client has its
+/// descriptors, and asks for it to stop (``requestStop()``). The
 /// indices gmemd owns (`sq_head`, `cq_tail`) live here in private memory and
 /// are only ever written to the shared page, never read back from it: the
 /// client could have scribbled on them.
@@ -144,7 +145,8 @@ final class ServedRing: @unchecked Sendable {
         self.memory.shared.storeRelease(sleeping ? RingLayout.needWakeup : 0, at: RingLayout.Offset.serverFlags)
     }
 
-    /// On the poller thread, once dropped: releases everything the ring held.
+    /// Releases everything the ring held: on the poller thread once it
+    /// dropped the ring, or on the loop for a ring never handed to a poller.
     func finish() {
         self.server.memory.release(&self.held)
         self.server.memory.retire(self.dataPath.counters)

@@ -238,4 +238,49 @@ struct RingTests {
             probe: probe
         )
     }
+
+    @Test("a client gone before it reads RING_SETUP's reply leaves no ring, descriptor or reference behind")
+    func closeBeforeSetupReply() throws {
+        let session = try Session()
+        let probe = try session.connect()
+        // The first ring starts the poller threads, with their own epoll and eventfd: count after that.
+        try probe.ringClose(try probe.ring(entries: 1, dataSize: 4096).ringID).requireSuccess()
+        try waitUntil("the first ring to be finished", timeout: .seconds(10)) {
+            try statistic("rings_active", of: probe) == 0
+        }
+        let before = try openDescriptors(of: session.daemon)
+        for _ in 0..<5 {
+            let client = try session.connect()
+            // 240 KiB of replies the client never reads, ahead of RING_SETUP's in the same batch (under the
+            // 256 KiB that would pause dispatch, over what the socket takes): its descriptors wait for them.
+            var bytes: [UInt8] = []
+            for id in 1...15 { bytes += try Request.read(gpa: 0x40_0000, length: 16384).encoded(id: UInt32(id)) }
+            bytes += try Request.ringSetup(entries: 64, dataSize: 1 << 20).encoded(id: 16)
+            try client.send(bytes)
+            try waitUntil("RING_SETUP to be dispatched", timeout: .seconds(10)) {
+                try statistic("rings_active", of: probe) == 1
+            }
+            client.close()
+            try waitUntil("the ring to be finished", timeout: .seconds(10)) {
+                try statistic("rings_active", of: probe) == 0
+            }
+        }
+        try waitUntil("every client to be gone", timeout: .seconds(10)) {
+            try statistic("connections", of: probe) == 2
+        }
+        let after = try openDescriptors(of: session.daemon)
+        #expect(after == before, "gmemd had \(before) descriptors before, \(after) after")
+        try expectPages([0x40_0000: 0], in: session.daemon, probe: probe)
+    }
+
+    /// gmemd's open descriptors: a ring's memfd and eventfds are three of them.
+    private func openDescriptors(of daemon: DaemonProcess) throws -> Int {
+        guard let directory = opendir("/proc/\(daemon.pid)/fd") else {
+            throw GmemTestingError.systemCall("opendir", errno: errno)
+        }
+        defer { closedir(directory) }
+        var count = 0
+        while readdir(directory) != nil { count += 1 }
+        return count
+    }
 }
