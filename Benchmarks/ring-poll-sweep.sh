@@ -17,7 +17,7 @@ dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 
 # CPU time of every thread of a process, in nanoseconds.
-cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 printf '%-14s %-10s %12s %12s %16s\n' "--ring-poll-us" "think µs" "p50 ns" "ops/s" "gmemd CPU"
