@@ -57,6 +57,7 @@ extern "C" {
 #define GMEM_OP_GPC_ATOMIC 17u
 #define GMEM_OP_RING_SETUP 18u /* reply carries three fds (SCM_RIGHTS): memfd, submit doorbell, completion doorbell */
 #define GMEM_OP_RING_CLOSE 19u
+#define GMEM_OP_MAP_REGION 20u /* reply carries one fd (SCM_RIGHTS): the guest memfd; only for peers HELLO marks MAY_MAP */
 /* Event opcodes. */
 #define GMEM_EV_GPC_INVALIDATED 0x80u
 #define GMEM_EV_RING_FAILED 0x81u
@@ -87,6 +88,7 @@ extern "C" {
 #define GMEM_REGION_SECRETMEM (1u << 1)
 #define GMEM_REGION_READ_ONLY (1u << 2)
 #define GMEM_REGION_RECOVERED (1u << 3)
+#define GMEM_REGION_MAY_MAP (1u << 4) /* this connection may send MAP_REGION */
 
 /* SET_ATTRIBUTES attributes: only PRIVATE exists; any other bit is -EINVAL. */
 #define GMEM_ATTRIBUTE_PRIVATE (1ull << 3)
@@ -340,6 +342,16 @@ struct GMEM_PACKED gmem_ring_close_request {
     uint32_t flags;     /* 0 */
 };
 
+struct GMEM_PACKED gmem_map_region_request {
+    uint32_t flags;     /* 0 */
+    uint32_t reserved;  /* 0 */
+};
+
+struct GMEM_PACKED gmem_map_region_reply {
+    uint64_t mmap_size; /* the region's size: map this many bytes of the memfd, MAP_SHARED */
+    uint64_t region_id; /* HELLO's region_id */
+};
+
 struct GMEM_PACKED gmem_ring_failed_event {
     uint32_t ring_id;
     int32_t status;     /* -GMEM_EPROTO */
@@ -443,6 +455,8 @@ GMEM_ASSERT_SIZE(gmem_vector_progress, 16);
 GMEM_ASSERT_SIZE(gmem_ring_setup_request, 16);
 GMEM_ASSERT_SIZE(gmem_ring_setup_reply, 24);
 GMEM_ASSERT_SIZE(gmem_ring_close_request, 8);
+GMEM_ASSERT_SIZE(gmem_map_region_request, 8);
+GMEM_ASSERT_SIZE(gmem_map_region_reply, 16);
 GMEM_ASSERT_SIZE(gmem_ring_failed_event, 16);
 GMEM_ASSERT_SIZE(gmem_ring_header, 448);
 GMEM_ASSERT_SIZE(gmem_ring_sqe, 64);

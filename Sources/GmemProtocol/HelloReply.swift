@@ -65,6 +65,8 @@ public struct HelloReply: Sendable, Hashable {
         public static let readOnly = RegionFlags(rawValue: 1 << 2)
         /// Bit 3: the daemon re-attached the region after a restart rather than creating it.
         public static let recovered = RegionFlags(rawValue: 1 << 3)
+        /// Bit 4: this connection may send MAP_REGION and receive the guest memfd.
+        public static let mayMap = RegionFlags(rawValue: 1 << 4)
     }
 
     /// Bytes in an encoded HELLO reply payload.

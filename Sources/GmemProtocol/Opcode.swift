@@ -61,6 +61,8 @@ extension Opcode {
     public static let ringSetup = Opcode(rawValue: 18)
     /// 19: stop serving a ring.
     public static let ringClose = Opcode(rawValue: 19)
+    /// 20: hand the guest memfd itself to a trusted peer (the vCPU process); the reply carries it.
+    public static let mapRegion = Opcode(rawValue: 20)
 
     /// 0x80: event frame sent when a guest page cache loses its mapping.
     public static let gpcInvalidated = Opcode(rawValue: 0x80)
@@ -71,15 +73,16 @@ extension Opcode {
     public static let allRequests: [Opcode] = [
         .hello, .ping, .read, .write, .gpcActivate, .gpcDeactivate, .gpcRead, .gpcWrite, .gpcRefresh,
         .setAttributes, .discard, .stats, .pageState, .readv, .writev, .atomic, .gpcAtomic, .ringSetup, .ringClose,
+        .mapRegion,
     ]
 
     /// Every event opcode of protocol v1.
     public static let allEvents: [Opcode] = [.gpcInvalidated, .ringFailed]
 
-    /// Whether a client may send this opcode in a request (1 through 19).
+    /// Whether a client may send this opcode in a request (1 through 20).
     @inlinable
     public var isKnownRequest: Bool {
-        self.rawValue >= Opcode.hello.rawValue && self.rawValue <= Opcode.ringClose.rawValue
+        self.rawValue >= Opcode.hello.rawValue && self.rawValue <= Opcode.mapRegion.rawValue
     }
 
     /// Whether this opcode is one of the event opcodes of protocol v1.
@@ -88,13 +91,15 @@ extension Opcode {
         self == .gpcInvalidated || self == .ringFailed
     }
 
-    /// Whether a request with this opcode changes guest memory or its attributes.
+    /// Whether a request with this opcode changes guest memory or its attributes, or (MAP_REGION) hands out the
+    /// means to.
     ///
     /// A read-only client sending one of these gets `-EPERM` (precedence rule 5). ATOMIC and GPC_ATOMIC modify
     /// unless their operation is LOAD, which only ``Request/isModifying`` can tell.
     @inlinable
     public var isModifying: Bool {
         self == .write || self == .gpcWrite || self == .setAttributes || self == .discard || self == .writev
+            || self == .mapRegion
     }
 }
 
@@ -121,6 +126,7 @@ extension Opcode: CustomStringConvertible {
         case .gpcAtomic: return "GPC_ATOMIC"
         case .ringSetup: return "RING_SETUP"
         case .ringClose: return "RING_CLOSE"
+        case .mapRegion: return "MAP_REGION"
         case .gpcInvalidated: return "GPC_INVALIDATED"
         case .ringFailed: return "RING_FAILED"
         default: return "OPCODE(0x\(hex(self.rawValue, digits: 4)))"

@@ -159,6 +159,11 @@ extension Request {
             try reader.readZeroUInt32()
             return .ringClose(ringID: ringID)
 
+        case .mapRegion:
+            try reader.readZeroUInt32()
+            try reader.readZeroUInt32()
+            return .mapRegion
+
         default:
             throw .operationNotSupported
         }

@@ -125,6 +125,10 @@ extension Request {
         case .ringClose(let ringID):
             writer.writeInteger(ringID)
             writer.writeInteger(UInt32(0))
+
+        case .mapRegion:
+            writer.writeInteger(UInt32(0))
+            writer.writeInteger(UInt32(0))
         }
     }
 

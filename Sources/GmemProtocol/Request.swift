@@ -73,6 +73,8 @@ public enum Request {
     case ringSetup(entries: UInt32, dataSize: UInt64)
     /// RING_CLOSE `{u32 ring_id, u32 flags = 0}`.
     case ringClose(ringID: UInt32)
+    /// MAP_REGION `{u32 flags = 0, u32 reserved = 0}`.
+    case mapRegion
 }
 
 /// A `Request` may borrow the caller's frame buffer, so it must not cross isolation domains.
@@ -103,6 +105,7 @@ extension Request {
         case .gpcAtomic: return .gpcAtomic
         case .ringSetup: return .ringSetup
         case .ringClose: return .ringClose
+        case .mapRegion: return .mapRegion
         }
     }
 
@@ -152,6 +155,7 @@ extension Request {
         case .gpcAtomic: return 32
         case .ringSetup: return 16
         case .ringClose: return 8
+        case .mapRegion: return 8
         default: return nil
         }
     }
@@ -200,6 +204,8 @@ extension Request: CustomStringConvertible {
             return "RING_SETUP entries=\(entries) data_size=\(dataSize)"
         case .ringClose(let ringID):
             return "RING_CLOSE ring_id=\(ringID)"
+        case .mapRegion:
+            return "MAP_REGION"
         }
     }
 }

@@ -72,6 +72,8 @@ extension ConnectionHandler {
             case .ringClose(let ringID):
                 try self.closeRing(ringID)
                 Reply.encodeEmpty(replyingTo: header, into: &self.outbound)
+            case .mapRegion:
+                try self.mapRegion(header)
             }
         } catch {
             self.fail(header, error)

@@ -9,13 +9,7 @@ import Glibc
 
 /// RING_SETUP and RING_CLOSE: the socket's side of the ring transport.
 ///
-/// A ring's reply carries three descriptors (SCM_RIGHTS), which SwiftNIO
-/// cannot send. So gmemd pauses the connection (``ConnectionState/descriptorsPending()``),
-/// lets NIO write every earlier reply, and then sends this one frame itself
-/// with sendmsg(2) on the connection's socket, found by its SO_COOKIE. While
-/// paused nothing else is written, events included, so the frame cannot land
-/// inside another.
-///
+/// A ring's reply carries three descriptors (``replyWithDescriptors(_:payload:descriptors:isWanted:whenSent:)``).
 /// Until that frame is sent the ring is the event loop's alone: only then is
 /// it handed to its poller thread, so the descriptors it sends cannot be
 /// closed under it by a poller dropping the ring (a closed descriptor's
@@ -65,21 +59,26 @@ extension ConnectionHandler {
         )
         self.rings[ringID] = OpenRing(ring: ring, poller: poller)
 
-        var frame = ByteBufferWireWriter(buffer: context.channel.allocator.buffer(capacity: 48))
         let reply = RingSetupReply(
             ringID: ringID,
             entries: layout.entries,
             dataSize: UInt64(layout.dataSize),
             mmapSize: UInt64(layout.mappingSize)
         )
-        Reply.encode(replyingTo: header, payload: reply, into: &frame)
-        self.carryOut(self.state.descriptorsPending())
-        // Every earlier reply goes first; the promise completes once NIO has written them.
-        let earlier = self.takeBatch()
-        context.writeAndFlush(self.wrapOutboundOut(earlier)).assumeIsolated().whenComplete { result in
-            guard case .success = result else { return }
-            self.sendWithDescriptors(Array(frame.buffer.readableBytesView), ring: ring, attempt: 0)
-        }
+        self.replyWithDescriptors(
+            header,
+            payload: reply,
+            descriptors: memory.descriptorsForClient,
+            // A ring closed meanwhile (the connection ended) has nothing left to send.
+            isWanted: { self.rings[ringID].map { $0.ring === ring && !$0.handedToPoller } ?? false },
+            whenSent: {
+                // The client has its copy; gmemd keeps only the mapping. The
+                // client can submit now, so serving starts now.
+                memory.closeMemfd()
+                self.rings[ringID]?.handedToPoller = true
+                poller.add(ring)
+            }
+        )
         self.logger.debug("ring \(ringID) set up: \(entries) entries, \(dataSize) data bytes")
     }
 
@@ -102,65 +101,6 @@ extension ConnectionHandler {
         // The poller completes what it consumed, then releases the ring's pages and unmaps it.
         open.ring.requestStop()
         open.poller.wake()
-    }
-
-    /// Sends RING_SETUP's reply with its descriptors, retrying while the
-    /// socket is full, for at most the frame timeout.
-    private func sendWithDescriptors(_ frame: [UInt8], ring: ServedRing, attempt: Int) {
-        // A ring closed meanwhile (the connection ended) has nothing left to send.
-        guard let open = self.rings[ring.ringID], open.ring === ring, !open.handedToPoller else { return }
-        guard let context = self.context, context.channel.isActive else { return }
-        guard let socket = self.socketDescriptor() else {
-            self.logger.error("cannot find the connection's socket to send a ring's descriptors; closing")
-            return context.close(promise: nil)
-        }
-        let fds = ring.memory.descriptorsForClient
-        let sent = frame.withUnsafeBytes { bytes in
-            fds.withUnsafeBufferPointer {
-                cgmem_send_with_fds(socket, bytes.baseAddress, UInt(bytes.count), $0.baseAddress, UInt32($0.count))
-            }
-        }
-        if sent == frame.count {
-            // The client has its copy; gmemd keeps only the mapping. The
-            // client can submit now, so serving starts now.
-            ring.memory.closeMemfd()
-            self.rings[ring.ringID]?.handedToPoller = true
-            open.poller.add(ring)
-            if let flow = self.state.descriptorsSent() { self.carryOut(flow) }
-            return
-        }
-        let retryInterval = TimeAmount.milliseconds(1)
-        let attempts = Int(self.server.configuration.frameTimeout.nanoseconds / retryInterval.nanoseconds)
-        if sent < 0, errno == EAGAIN || errno == EWOULDBLOCK, attempt < attempts {
-            context.eventLoop.assumeIsolated().scheduleTask(in: retryInterval) {
-                self.sendWithDescriptors(frame, ring: ring, attempt: attempt + 1)
-            }
-            return
-        }
-        // A partial frame, or a peer that never reads: the stream cannot go on.
-        self.logger.notice(
-            "cannot send a ring's descriptors (\(sent < 0 ? "errno \(errno)" : "partial write")); closing"
-        )
-        context.close(promise: nil)
-    }
-
-    /// This connection's socket among gmemd's descriptors: the one whose
-    /// SO_COOKIE is the channel's. Looked up once per connection.
-    private func socketDescriptor() -> Int32? {
-        if let known = self.socket { return known }
-        let cookie = self.socketCookie
-        guard cookie != 0 else { return nil }
-        guard let directory = opendir("/proc/self/fd") else { return nil }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let fd = Int32(name), cgmem_socket_cookie(fd) == cookie else { continue }
-            self.socket = fd
-            return fd
-        }
-        return nil
     }
 
     /// On the loop: a ring's indices were corrupt. RING_FAILED (with EVENTS), then close, through the state

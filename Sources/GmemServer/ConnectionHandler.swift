@@ -37,14 +37,24 @@ final class ConnectionHandler: ChannelInboundHandler {
     let socketCookie: UInt64
     /// That descriptor, once looked up.
     var socket: Int32?
+    /// Whether the access policy lets this peer receive the guest memfd
+    /// (MAP_REGION): it then sees all guest memory, as KVM does.
+    let mayMapRegion: Bool
     /// Pages the current read batch keeps accessible; released when it ends.
     var held = HeldPages()
     var context: ChannelHandlerContext?
     /// The handle of the frame timer the state machine armed, to cancel it.
     private var frameTimer: Scheduled<Void>?
 
-    init(server: ServerContext, admission: ConnectionState.Admission, peer: String, socketCookie: UInt64 = 0) {
+    init(
+        server: ServerContext,
+        admission: ConnectionState.Admission,
+        peer: String,
+        socketCookie: UInt64 = 0,
+        mayMapRegion: Bool = false
+    ) {
         self.server = server
+        self.mayMapRegion = mayMapRegion
         self.socketCookie = socketCookie
         self.connectionID = server.connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
         self.state = ConnectionState(admission: admission, maxPayload: server.configuration.maxPayload)
@@ -148,7 +158,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 regionID: self.server.configuration.regionID,
                 maxPayload: UInt32(self.server.configuration.maxPayload),
                 maxGpcs: UInt32(self.server.configuration.maxCachesPerConnection),
-                regionFlags: self.server.regionFlags(readOnly: readOnly),
+                regionFlags: self.server.regionFlags(readOnly: readOnly, mayMap: self.mayMapRegion),
                 maxSegments: UInt32(DataPath.maxSegments)
             )
             Reply.encode(replyingTo: header, payload: reply, into: &self.outbound)

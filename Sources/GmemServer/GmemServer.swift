@@ -136,7 +136,13 @@ public final class GmemServer: Sendable {
                 }
             }
             let peer = credentials.description
-            let handler = ConnectionHandler(server: server, admission: admission, peer: peer, socketCookie: cookie)
+            let handler = ConnectionHandler(
+                server: server,
+                admission: admission,
+                peer: peer,
+                socketCookie: cookie,
+                mayMapRegion: access.mayMap(uid: credentials.uid, gid: credentials.gid, groups: credentials.groups)
+            )
             try channel.pipeline.syncOperations.addHandler(handler)
         }.flatMapErrorThrowing { error in
             // Without a handler nobody would decrement the count for this socket.

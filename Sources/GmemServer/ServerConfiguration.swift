@@ -50,6 +50,10 @@ public struct AccessPolicy: Sendable, Hashable {
     public var readOnlyGID: UInt32? = nil
     /// The daemon's own uid, always allowed alongside root.
     public var ownUID: UInt32
+    /// Peers with one of these uids may MAP_REGION (none by default, root included).
+    public var mapUIDs: Set<UInt32> = []
+    /// Peers with one of these as their primary or a supplementary group may MAP_REGION.
+    public var mapGIDs: Set<UInt32> = []
 
     public enum Decision: Sendable, Hashable {
         case readWrite
@@ -64,7 +68,16 @@ public struct AccessPolicy: Sendable, Hashable {
     /// Whether ``decide(uid:gid:groups:)`` looks at supplementary groups, so
     /// that they are read at all.
     public var usesGroups: Bool {
-        !self.allowedGIDs.isEmpty || self.readOnlyGID != nil
+        !self.allowedGIDs.isEmpty || self.readOnlyGID != nil || !self.mapGIDs.isEmpty
+    }
+
+    /// Whether a peer may receive the guest memfd (MAP_REGION): only one the
+    /// map grants name, and never one that ``decide(uid:gid:groups:)`` makes
+    /// read-only (a mapping can write). Unknown groups grant nothing.
+    public func mayMap(uid: UInt32, gid: UInt32, groups: [UInt32]? = []) -> Bool {
+        guard self.decide(uid: uid, gid: gid, groups: groups) == .readWrite else { return false }
+        return self.mapUIDs.contains(uid) || self.mapGIDs.contains(gid)
+            || (groups ?? []).contains(where: self.mapGIDs.contains)
     }
 
     /// Read-only membership wins over every grant; otherwise root, the

@@ -37,12 +37,14 @@ final class ServerContext: Sendable {
     }
 
     /// HELLO's region flags for a peer.
-    func regionFlags(readOnly: Bool) -> HelloReply.RegionFlags {
+    func regionFlags(readOnly: Bool, mayMap: Bool) -> HelloReply.RegionFlags {
         var flags: HelloReply.RegionFlags = []
         if !self.memory.configuration.directMap { flags.insert(.noDirectMap) }
         if self.memory.configuration.backing == .secretmem { flags.insert(.secretmem) }
         if readOnly { flags.insert(.readOnly) }
         if self.configuration.recovered { flags.insert(.recovered) }
+        // secretmem cannot back a KVM memslot: nobody may map it (MAP_REGION answers -EOPNOTSUPP).
+        if mayMap && !readOnly && self.memory.configuration.backing != .secretmem { flags.insert(.mayMap) }
         return flags
     }
 

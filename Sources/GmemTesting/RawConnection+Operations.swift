@@ -41,6 +41,11 @@ extension RawConnection {
         )
     }
 
+    /// MAP_REGION. On success the guest memfd arrives in ``receivedDescriptors``.
+    public func mapRegion() throws -> ReplyFrame {
+        try self.request({ try Request.mapRegion.encoded(id: $0) }, opcode: .mapRegion)
+    }
+
     /// GPC_ACTIVATE over `[gpa, gpa + len)`.
     public func gpcActivate(gpa: UInt64, length: UInt32) throws -> ReplyFrame {
         try self.request({ try Request.gpcActivate(gpa: gpa, length: length).encoded(id: $0) }, opcode: .gpcActivate)

@@ -101,6 +101,21 @@ struct Gmemd: AsyncParsableCommand {
     )
     var allowGroups: [String] = []
 
+    @Option(
+        name: .customLong("allow-map-uid"),
+        help: """
+            Let peers with this uid receive the guest memfd with MAP_REGION (repeatable; none by default, \
+            root included). Such a peer sees all guest memory: name only the vCPU process's uid.
+            """
+    )
+    var allowMapUIDs: [UInt32] = []
+
+    @Option(
+        name: .customLong("allow-map-group"),
+        help: "Let members of this group (a name or a gid; primary or supplementary) MAP_REGION (repeatable)."
+    )
+    var allowMapGroups: [String] = []
+
     @Flag(help: "Discard guest memory handed back by systemd's fd store and start a new region (new region_id).")
     var resetRegion = false
 
@@ -148,8 +163,15 @@ struct Gmemd: AsyncParsableCommand {
             close(extra.descriptor)
         }
         let allowedGroupIDs: [UInt32]
+        let mapGroupIDs: [UInt32]
         do {
-            allowedGroupIDs = try self.allowGroups.map(GroupLookup.id(named:))
+            allowedGroupIDs = try self.allowGroups.map { name throws(GmemError) in
+                try GroupLookup.id(named: name, option: "--allow-group")
+            }
+            mapGroupIDs = try self.allowMapGroups.map { name throws(GmemError) in
+                if let gid = UInt32(name) { return gid }
+                return try GroupLookup.id(named: name, option: "--allow-map-group")
+            }
         } catch {
             Self.exit(withMessage: error.reason)
         }
@@ -189,6 +211,8 @@ struct Gmemd: AsyncParsableCommand {
         configuration.access.allowedUIDs = Set(self.allowUIDs)
         configuration.access.allowedGIDs = Set(self.allowGIDs + allowedGroupIDs)
         configuration.access.readOnlyGID = self.readOnlyGID
+        configuration.access.mapUIDs = Set(self.allowMapUIDs)
+        configuration.access.mapGIDs = Set(mapGroupIDs)
         configuration.recovered = region.recovered
         configuration.regionID = region.regionID
 
@@ -270,9 +294,9 @@ struct Gmemd: AsyncParsableCommand {
 
 extension Backing: ExpressibleByArgument {}
 
-/// Group names for --allow-group, resolved once at start.
+/// Group names for --allow-group and --allow-map-group, resolved once at start.
 enum GroupLookup {
-    static func id(named name: String) throws(GmemError) -> UInt32 {
+    static func id(named name: String, option: String) throws(GmemError) -> UInt32 {
         var group = group()
         var result: UnsafeMutablePointer<group>? = nil
         var buffer = [CChar](repeating: 0, count: 16384)
@@ -280,7 +304,7 @@ enum GroupLookup {
         let status = getgrnam_r(name, &group, &buffer, buffer.count, &result)
         guard status == 0, result != nil else {
             let why = status == 0 ? "no such group" : String(cString: strerror(status))
-            throw GmemError(.invalidArgument, "--allow-group \(name): \(why)")
+            throw GmemError(.invalidArgument, "\(option) \(name): \(why)")
         }
         return UInt32(group.gr_gid)
     }

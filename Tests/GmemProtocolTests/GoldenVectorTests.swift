@@ -37,6 +37,7 @@ struct GoldenVectorTests {
         ),
         "request.ring_setup": .ringSetup(entries: 64, dataSize: 0x10_0000),
         "request.ring_close": .ringClose(ringID: 1),
+        "request.map_region": .mapRegion,
         "request.writev_partial": .writev(
             segments: [WireSegment(gpa: 0x1000, length: 4), WireSegment(gpa: 0x8000, length: 4)],
             data: [0, 1, 2, 3, 4, 5, 6, 7]
@@ -162,6 +163,13 @@ struct GoldenVectorTests {
         try check("ring_setup") {
             let reply = RingSetupReply(ringID: 1, entries: 64, dataSize: 0x10_0000, mmapSize: 0x10_3000)
             Reply.encode(replyingTo: $0, payload: reply, into: &$1)
+        }
+        try check("map_region") {
+            Reply.encode(
+                replyingTo: $0,
+                payload: MapRegionReply(mmapSize: 1 << 30, regionID: 0x0123_4567_89ab_cdef),
+                into: &$1
+            )
         }
         try check("writev_partial") {
             let progress = VectorProgressPayload(bytesCompleted: 4, segment: 1, segmentBytes: 0)

@@ -134,6 +134,7 @@ enum OwnedRequest: Hashable {
     case gpcAtomic(handle: UInt64, offset: UInt32, AtomicArguments)
     case ringSetup(entries: UInt32, dataSize: UInt64)
     case ringClose(ringID: UInt32)
+    case mapRegion
 
     init(_ request: Request) {
         switch request {
@@ -160,6 +161,7 @@ enum OwnedRequest: Hashable {
             self = .gpcAtomic(handle: handle, offset: offset, arguments)
         case .ringSetup(let entries, let dataSize): self = .ringSetup(entries: entries, dataSize: dataSize)
         case .ringClose(let ringID): self = .ringClose(ringID: ringID)
+        case .mapRegion: self = .mapRegion
         }
     }
 
@@ -193,6 +195,8 @@ enum OwnedRequest: Hashable {
             return try body(.ringSetup(entries: entries, dataSize: dataSize))
         case .ringClose(let ringID):
             return try body(.ringClose(ringID: ringID))
+        case .mapRegion:
+            return try body(.mapRegion)
         }
     }
 

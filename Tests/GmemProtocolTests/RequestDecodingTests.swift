@@ -113,6 +113,7 @@ struct RequestDecodingTests {
         // The entry and size rules are the server's: any values decode.
         (RawFrame(opcode: 18, payload: le(UInt32(3), UInt32(0), UInt64.max)), .ringSetup(entries: 3, dataSize: .max)),
         (RawFrame(opcode: 19, payload: le(UInt32(7), UInt32(0))), .ringClose(ringID: 7)),
+        (RawFrame(opcode: 20, payload: le(UInt32(0), UInt32(0))), .mapRegion),
     ]
 
     @Test("every opcode decodes to its fields and re-encodes to the same bytes", arguments: 0..<wellFormed.count)
@@ -152,7 +153,7 @@ struct RequestDecodingTests {
 
     @Test(
         "unknown opcodes are -EOPNOTSUPP, before any shape check",
-        arguments: [0, 20, 0x7f, 0x80, 0x81, 0xffff] as [UInt16]
+        arguments: [0, 21, 0x7f, 0x80, 0x81, 0xffff] as [UInt16]
     )
     func unknownOpcode(opcode: UInt16) {
         #expect(throws: Errno.operationNotSupported) { try RawFrame(opcode: opcode).decode() }
@@ -264,7 +265,11 @@ struct RequestDecodingTests {
 
     @Test("request properties")
     func properties() {
-        #expect(Opcode.allRequests.filter(\.isModifying) == [.write, .gpcWrite, .setAttributes, .discard, .writev])
+        #expect(
+            Opcode.allRequests.filter(\.isModifying) == [
+                .write, .gpcWrite, .setAttributes, .discard, .writev, .mapRegion,
+            ]
+        )
         let allKnown = Opcode.allRequests.allSatisfy { $0.isKnownRequest }
         #expect(allKnown)
         #expect(!Opcode.gpcInvalidated.isKnownRequest)

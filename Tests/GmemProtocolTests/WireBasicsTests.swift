@@ -111,9 +111,10 @@ struct WireBasicsTests {
         #expect(FrameFlags.reply.rawValue == 1 && FrameFlags.event.rawValue == 2)
         #expect(HelloReply.Features.events.rawValue == 1)
         #expect(
-            [HelloReply.RegionFlags.noDirectMap, .secretmem, .readOnly, .recovered].map(\.rawValue) == [1, 2, 4, 8]
+            [HelloReply.RegionFlags.noDirectMap, .secretmem, .readOnly, .recovered, .mayMap].map(\.rawValue)
+                == [1, 2, 4, 8, 16]
         )
-        #expect(Opcode.allRequests.map(\.rawValue) == Array(1...19))
+        #expect(Opcode.allRequests.map(\.rawValue) == Array(1...20))
         #expect(Opcode.gpcInvalidated.rawValue == 0x80 && Opcode.ringFailed.rawValue == 0x81)
         #expect(HelloReply.Features.rings.rawValue == 4)
     }

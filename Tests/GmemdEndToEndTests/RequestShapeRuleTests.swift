@@ -18,8 +18,8 @@ struct RequestShapeRuleTests {
         RuleCase(name: "opcode 0x00ff", opcode: Opcode(rawValue: 0xff), payload: [], errno: .operationNotSupported),
         RuleCase(name: "opcode 0", opcode: Opcode(rawValue: 0), payload: [], errno: .operationNotSupported),
         RuleCase(
-            name: "opcode 20",
-            opcode: Opcode(rawValue: 20),
+            name: "opcode 21, the first past MAP_REGION",
+            opcode: Opcode(rawValue: 21),
             payload: [1, 2, 3, 4],
             errno: .operationNotSupported
         ),
