@@ -74,6 +74,7 @@ struct gmem;
 #define GMEM_REGION_SECRETMEM (1u << 1)
 #define GMEM_REGION_READ_ONLY (1u << 2) /* this connection may only read: writes fail with -EPERM */
 #define GMEM_REGION_RECOVERED (1u << 3)
+#define GMEM_REGION_MAY_MAP (1u << 4)   /* this connection may call gmem_map_region() */
 
 /* gmem_page_state.state bits. */
 #define GMEM_PAGE_PRIVATE (1u << 0)
@@ -271,6 +272,16 @@ int gmem_set_attributes(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t at
  * gmem_set_attributes() does (reason GMEM_INVALIDATED_DISCARDED). Returns 0, or -EINVAL, -EPERM, -EFAULT, -EIO.
  */
 int gmem_discard(struct gmem *g, uint64_t gpa, uint64_t size);
+
+/*
+ * MAP_REGION: receives the guest memfd itself, for the one process that stands in for KVM (a vCPU process that
+ * registers guest memory as a KVM memslot). That process sees all guest memory; no other client should ask.
+ * On success *fd is a new close-on-exec descriptor the caller owns and must close, and *size the bytes to
+ * mmap(MAP_SHARED) from offset 0 (the region's size). Returns 0, or -EPERM (gmemd names this peer with neither
+ * --allow-map-uid nor --allow-map-group, or the connection is read-only; gmem_info's region_flags then lacks
+ * GMEM_REGION_MAY_MAP), -EOPNOTSUPP (secretmem backing, which KVM cannot use), -EPROTO (no descriptor came).
+ */
+int gmem_map_region(struct gmem *g, int *fd, uint64_t *size);
 
 /*
  * PAGE_STATE: the state of npages pages from gpa (page-aligned) into out[npages]. Returns 0, or -EINVAL,

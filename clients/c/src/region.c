@@ -1,6 +1,6 @@
 /*
- * region.c - requests about the region rather than its bytes: SET_ATTRIBUTES, DISCARD, PAGE_STATE, STATS
- * (PROTOCOL.md 5.10 to 5.13).
+ * region.c - requests about the region rather than its bytes: SET_ATTRIBUTES, DISCARD, PAGE_STATE, STATS and
+ * MAP_REGION (PROTOCOL.md 5.10 to 5.13, 5.20).
  */
 #include <endian.h>
 #include <errno.h>
@@ -25,6 +25,25 @@ GMEM_EXPORT int gmem_discard(struct gmem *g, uint64_t gpa, uint64_t size)
     struct gmem_reply r = { 0 };
     struct iovec iov = { &req, sizeof req };
     return gmem_call(g, GMEM_OP_DISCARD, &iov, 1, &r);
+}
+
+GMEM_EXPORT int gmem_map_region(struct gmem *g, int *fd, uint64_t *size)
+{
+    if (!fd || !size)
+        return -EINVAL;
+    struct gmem_map_region_request req = { 0 };
+    struct gmem_map_region_reply rep;
+    int fds[1] = { -1 };
+    struct gmem_reply r = { .data = &rep, .len = sizeof rep, .fds = fds, .nfds_max = 1 };
+    struct iovec iov = { &req, sizeof req };
+    int status = gmem_call(g, GMEM_OP_MAP_REGION, &iov, 1, &r);
+    if (status < 0)
+        return status;
+    if (r.nfds != 1)
+        return gmem_fail(g, EPROTO);
+    *fd = fds[0];
+    *size = le64toh(rep.mmap_size);
+    return 0;
 }
 
 GMEM_EXPORT int gmem_page_state(struct gmem *g, uint64_t gpa, uint32_t npages, struct gmem_page_state *out)

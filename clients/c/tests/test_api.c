@@ -3,9 +3,13 @@
  * the default socket path, and the library's own limits. Events have test_events.c, read-only connections and
  * a small max_payload test_limits.c.
  */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gmem.h"
@@ -276,6 +280,54 @@ static void close_releases(const struct daemon *d, struct gmem *g)
     CHECK(active == 0);
 }
 
+/* MAP_REGION: refused by default; a peer named by --allow-map-uid gets the memfd, which holds what gmemd serves. */
+static void map_region(struct gmem *unnamed)
+{
+    struct gmem_info i;
+    int fd = -1;
+    uint64_t size = 0;
+    CHECK_RC(gmem_info(unnamed, &i), 0);
+    CHECK(!(i.region_flags & GMEM_REGION_MAY_MAP));
+    CHECK_RC(gmem_map_region(unnamed, &fd, &size), -EPERM);
+    CHECK(fd == -1);
+    CHECK_RC(gmem_map_region(unnamed, NULL, &size), -EINVAL);
+
+    char uid[16];
+    snprintf(uid, sizeof uid, "%u", (unsigned)getuid());
+    struct daemon d;
+    const char *args[] = { "--size", "16M", "--log-level", "warning", "--allow-map-uid", uid, NULL };
+    if (daemon_start(&d, args) < 0) {
+        CHECK(!"the daemon with --allow-map-uid started");
+        return;
+    }
+    struct gmem *g = gmem_connect(d.sock);
+    CHECK(g != NULL);
+    if (g) {
+        CHECK_RC(gmem_info(g, &i), 0);
+        CHECK(i.region_flags & GMEM_REGION_MAY_MAP);
+        CHECK_RC(gmem_write(g, 0x7000, "via gmemd", 9), 9);
+        CHECK_RC(gmem_map_region(g, &fd, &size), 0);
+        CHECK(size == 16u << 20);
+        struct stat st;
+        CHECK(fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == size);
+        CHECK(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
+        uint8_t *m = fd >= 0 ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+        CHECK(m != MAP_FAILED);
+        if (m != MAP_FAILED) {
+            CHECK(memcmp(m + 0x7000, "via gmemd", 9) == 0);
+            memcpy(m + 0x8000, "via the map", 11);
+            char back[11];
+            CHECK_RC(gmem_read(g, 0x8000, back, sizeof back), 11);
+            CHECK(memcmp(back, "via the map", 11) == 0);
+            munmap(m, size);
+        }
+        if (fd >= 0)
+            close(fd);
+        gmem_close(g);
+    }
+    daemon_stop(&d);
+}
+
 int main(void)
 {
     guard(60);
@@ -296,6 +348,7 @@ int main(void)
     gpcs(g);
     region(g);
     atomics(g);
+    map_region(g);
     close_releases(&d, g);
     gmem_close(g);
     daemon_stop(&d);
