@@ -86,7 +86,7 @@ pub struct Client {
     tx: Vec<u8>,
     events: VecDeque<Event>,
     broken: Option<(i32, String)>,
-    /// Descriptors received with the frames being read; only a RING_SETUP reply keeps them.
+    /// Descriptors received with the frames being read; only a RING_SETUP or MAP_REGION reply keeps them.
     rx_fds: Vec<OwnedFd>,
     /// Distinguishes this connection's rings from other connections'.
     connection: u64,
@@ -337,6 +337,24 @@ impl Client {
         }
     }
 
+    /// MAP_REGION: the guest memfd itself, and the bytes to map from offset 0 (`MAP_SHARED`), for the one
+    /// process that stands in for KVM (a vCPU process registering guest memory as a memslot). That process
+    /// sees all guest memory; no other client should ask.
+    ///
+    /// Errors: `EPERM` (gmemd names this peer with neither `--allow-map-uid` nor `--allow-map-group`, or the
+    /// connection is read-only; [`Info::may_map`](crate::Info::may_map) is then false), `EOPNOTSUPP` (secretmem
+    /// backing, which KVM cannot use); `EPROTO` if the reply or its descriptor break the protocol.
+    pub fn map_region(&mut self) -> Result<(OwnedFd, u64), Error> {
+        let op = Operation::MapRegion;
+        let reply = self.call(op, &Request::MapRegion, |p| (p.len() == 16).then(|| wire::le_u64(p, 0)));
+        let fds = std::mem::take(&mut self.rx_fds);
+        let size = reply?;
+        let Ok::<[OwnedFd; 1], _>([memfd]) = fds.try_into() else {
+            return Err(self.fail(op, errno::EPROTO, "MAP_REGION reply without exactly one descriptor"));
+        };
+        Ok((memfd, size))
+    }
+
     /// RING_CLOSE: the daemon stops serving `ring`, releases what it held, and the ring is unmapped here.
     /// `EINVAL` (not sent) for a ring of another connection.
     pub fn ring_close(&mut self, ring: Ring) -> Result<(), Error> {
@@ -470,7 +488,7 @@ impl Client {
                 Err(None)
             };
             self.consume(h.length as usize);
-            if h.opcode != opcode::RING_SETUP || h.status != 0 {
+            if !matches!(h.opcode, opcode::RING_SETUP | opcode::MAP_REGION) || h.status != 0 {
                 self.rx_fds.clear(); // descriptors with any other frame are closed
             }
             return match result {

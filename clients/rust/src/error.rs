@@ -50,6 +50,8 @@ pub enum Operation {
     RingSetup,
     /// RING_CLOSE.
     RingClose,
+    /// MAP_REGION.
+    MapRegion,
     /// Waiting for a ring's completions.
     Ring,
     /// Waiting for or reading an event.
@@ -83,6 +85,7 @@ impl Operation {
             Operation::GpcAtomic => "GPC_ATOMIC",
             Operation::RingSetup => "RING_SETUP",
             Operation::RingClose => "RING_CLOSE",
+            Operation::MapRegion => "MAP_REGION",
             Operation::Ring => "ring",
             Operation::Event => "event",
             Operation::Configure => "configure",

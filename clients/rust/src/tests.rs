@@ -79,6 +79,7 @@ fn golden_requests() -> Vec<(&'static str, u32, Request<'static>)> {
         ("writev_partial", 110, Request::Writev { segments: SEGS_WRITEV_PARTIAL, data: &[0, 1, 2, 3, 4, 5, 6, 7] }),
         ("ring_setup", 19, Request::RingSetup { entries: 64, data_size: 0x100000 }),
         ("ring_close", 20, Request::RingClose { ring_id: 1 }),
+        ("map_region", 21, Request::MapRegion),
     ]
 }
 

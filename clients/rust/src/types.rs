@@ -92,6 +92,11 @@ impl Info {
     pub fn recovered(&self) -> bool {
         self.region_flags & region_flag::RECOVERED != 0
     }
+
+    /// This connection may call [`Client::map_region`](crate::Client::map_region).
+    pub fn may_map(&self) -> bool {
+        self.region_flags & region_flag::MAY_MAP != 0
+    }
 }
 
 /// One segment of a READV or WRITEV: `len` bytes at `gpa`.

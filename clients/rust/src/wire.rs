@@ -60,6 +60,8 @@ pub mod opcode {
     pub const RING_SETUP: u16 = 18;
     /// RING_CLOSE: stops serving a ring.
     pub const RING_CLOSE: u16 = 19;
+    /// MAP_REGION: the guest memfd itself, for the process that stands in for KVM.
+    pub const MAP_REGION: u16 = 20;
     /// Event GPC_INVALIDATED: a guest page cache lost its mapping.
     pub const GPC_INVALIDATED: u16 = 0x80;
     /// Event RING_FAILED: the server found a ring's indices corrupt, stopped it and closes the connection.
@@ -132,6 +134,8 @@ pub mod region_flag {
     pub const READ_ONLY: u32 = 1 << 2;
     /// The daemon re-attached an existing region after a restart.
     pub const RECOVERED: u32 = 1 << 3;
+    /// This connection may send MAP_REGION.
+    pub const MAY_MAP: u32 = 1 << 4;
 }
 
 /// SET_ATTRIBUTES `attributes`: the only defined bit, PRIVATE.
@@ -440,6 +444,8 @@ pub enum Request<'a> {
         /// From RING_SETUP.
         ring_id: u32,
     },
+    /// MAP_REGION.
+    MapRegion,
 }
 
 /// The fields of an ATOMIC or GPC_ATOMIC request, sent exactly as given (see
@@ -479,13 +485,14 @@ impl Request<'_> {
             Request::GpcAtomic { .. } => opcode::GPC_ATOMIC,
             Request::RingSetup { .. } => opcode::RING_SETUP,
             Request::RingClose { .. } => opcode::RING_CLOSE,
+            Request::MapRegion => opcode::MAP_REGION,
         }
     }
 
     /// The payload size of the encoded request, in bytes.
     pub fn payload_len(&self) -> usize {
         match self {
-            Request::Hello { .. } | Request::GpcDeactivate { .. } | Request::RingClose { .. } => 8,
+            Request::Hello { .. } | Request::GpcDeactivate { .. } | Request::RingClose { .. } | Request::MapRegion => 8,
             Request::Ping { payload } => payload.len(),
             Request::Read { .. }
             | Request::GpcActivate { .. }
@@ -594,6 +601,10 @@ impl Request<'_> {
             }
             Request::RingClose { ring_id } => {
                 put32(out, ring_id);
+                put32(out, 0);
+            }
+            Request::MapRegion => {
+                put32(out, 0);
                 put32(out, 0);
             }
         }

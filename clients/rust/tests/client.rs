@@ -475,3 +475,38 @@ fn client_is_shareable_across_threads() {
     }
     assert_eq!(shared.lock().unwrap().atomic(0x100, Width::U64, AtomicOp::Load).unwrap(), 800);
 }
+
+/// This process's real uid, from /proc (the crate declares no libc function for tests).
+fn own_uid() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("Uid:")).expect("a Uid: line");
+    line.split_whitespace().nth(1).expect("the real uid").to_string()
+}
+
+#[test]
+fn map_region_only_when_named() {
+    use std::os::unix::fs::FileExt;
+
+    // Refused by default, whoever asks.
+    let d = Daemon::start(&[]);
+    let mut c = d.connect();
+    assert!(!c.info().may_map());
+    assert_eq!(errno_of(c.map_region()), errno::EPERM);
+
+    let uid = own_uid();
+    let d = Daemon::start(&["--allow-map-uid", &uid]);
+    let mut c = d.connect();
+    assert!(c.info().may_map());
+    c.write(0x7000, b"via gmemd").unwrap();
+    let (memfd, size) = c.map_region().unwrap();
+    assert_eq!(size, c.info().region_size);
+    let file = std::fs::File::from(memfd);
+    assert_eq!(file.metadata().unwrap().len(), size);
+    let mut seen = [0u8; 9];
+    file.read_exact_at(&mut seen, 0x7000).unwrap();
+    assert_eq!(&seen, b"via gmemd");
+    file.write_all_at(b"via the memfd", 0x8000).unwrap();
+    let mut back = [0u8; 13];
+    c.read(0x8000, &mut back).unwrap();
+    assert_eq!(&back, b"via the memfd");
+}
