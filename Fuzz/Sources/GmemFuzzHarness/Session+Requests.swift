@@ -4,7 +4,7 @@ extension Session {
         let model = self.model
         let einval = -Errno.EINVAL
         if header.opcode == 1 { return self.expectError(reply, -Errno.EALREADY, "a second HELLO") }
-        guard (2...19).contains(header.opcode) else {
+        guard (2...20).contains(header.opcode) else {
             return self.expectError(reply, -Errno.EOPNOTSUPP, "an unknown opcode")
         }
         guard header.flags == 0, header.status == 0 else {
