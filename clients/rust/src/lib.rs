@@ -94,6 +94,3 @@ pub use types::{
     AtomicOp, Attributes, Event, GpcHandle, Info, InvalidationReason, PageState, Segment, Stats, VectorProgress, Width,
 };
 pub use wire::RawAtomic;
-
-#[cfg(test)]
-mod tests;

@@ -476,13 +476,6 @@ fn client_is_shareable_across_threads() {
     assert_eq!(shared.lock().unwrap().atomic(0x100, Width::U64, AtomicOp::Load).unwrap(), 800);
 }
 
-/// This process's real uid, from /proc (the crate declares no libc function for tests).
-fn own_uid() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status.lines().find(|l| l.starts_with("Uid:")).expect("a Uid: line");
-    line.split_whitespace().nth(1).expect("the real uid").to_string()
-}
-
 #[test]
 fn map_region_only_when_named() {
     use std::os::unix::fs::FileExt;
@@ -493,7 +486,7 @@ fn map_region_only_when_named() {
     assert!(!c.info().may_map());
     assert_eq!(errno_of(c.map_region()), errno::EPERM);
 
-    let uid = own_uid();
+    let uid = common::own_uid().to_string();
     let d = Daemon::start(&["--allow-map-uid", &uid]);
     let mut c = d.connect();
     assert!(c.info().may_map());

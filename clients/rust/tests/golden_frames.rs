@@ -8,29 +8,8 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
-use common::Daemon;
+use common::{Daemon, frame_map as frames};
 use gmem::wire::{FLAG_REPLY, HEADER_SIZE, Header, errno};
-
-fn frames() -> BTreeMap<String, Vec<u8>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/vectors/frames.txt");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-    for line in text.lines() {
-        let t = line.trim_start();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let hex = if line.starts_with([' ', '\t']) {
-            t
-        } else {
-            let (name, rest) = line.split_once(':').unwrap();
-            out.push((name.to_string(), Vec::new()));
-            rest
-        };
-        out.last_mut().unwrap().1.extend(hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()));
-    }
-    out.into_iter().collect()
-}
 
 /// Reads one frame; `None` at end of stream.
 fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {

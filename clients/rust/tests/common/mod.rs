@@ -140,3 +140,38 @@ impl Drop for Daemon {
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The frames of `proto/vectors/frames.txt`, by name, in file order.
+pub fn frames() -> Vec<(String, Vec<u8>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/vectors/frames.txt");
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let bytes_text = if line.starts_with([' ', '\t']) {
+            trimmed
+        } else {
+            let (name, rest) = line.split_once(':').expect("a frame name line");
+            out.push((name.to_string(), Vec::new()));
+            rest
+        };
+        let frame = &mut out.last_mut().expect("bytes before the first name").1;
+        frame.extend(bytes_text.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("a hex byte")));
+    }
+    out
+}
+
+/// [`frames`] by name.
+pub fn frame_map() -> std::collections::BTreeMap<String, Vec<u8>> {
+    frames().into_iter().collect()
+}
+
+/// This process's real uid, from /proc (the crate's own libc declarations are private).
+pub fn own_uid() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("Uid:")).expect("a Uid: line");
+    line.split_whitespace().nth(1).and_then(|u| u.parse().ok()).expect("the real uid")
+}

@@ -1,41 +1,16 @@
-//! Unit tests against the golden frames of `proto/vectors/frames.txt`: every request this crate can send is
-//! encoded and compared byte for byte, and every reply and event is decoded, through a real [`Client`] talking
+//! The golden frames of `proto/vectors/frames.txt` without a daemon: every request this crate can send is
+//! encoded and compared byte for byte, and every reply and event is decoded, through a real `Client` talking
 //! to a scripted peer on a socket pair.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread;
 
-use crate::wire::{self, FLAG_EVENT, FLAG_REPLY, HEADER_SIZE, Header, RawAtomic, Request, errno};
-use crate::{AtomicOp, Attributes, Client, Event, GpcHandle, InvalidationReason, Origin, Segment, Width};
-
-/// The frames of frames.txt by name, in file order.
-fn frames() -> Vec<(String, Vec<u8>)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/vectors/frames.txt");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let bytes_text = if line.starts_with([' ', '\t']) {
-            trimmed
-        } else {
-            let (name, rest) = line.split_once(':').expect("a frame name line");
-            out.push((name.to_string(), Vec::new()));
-            rest
-        };
-        let frame = &mut out.last_mut().expect("bytes before the first name").1;
-        frame.extend(bytes_text.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("a hex byte")));
-    }
-    out
-}
-
-fn frame_map() -> BTreeMap<String, Vec<u8>> {
-    frames().into_iter().collect()
-}
+use common::{frame_map, frames};
+use gmem::wire::{self, FLAG_EVENT, FLAG_REPLY, HEADER_SIZE, Header, RawAtomic, Request, errno};
+use gmem::{AtomicOp, Attributes, Client, Event, GpcHandle, InvalidationReason, Origin, Segment, Width};
 
 fn seg(gpa: u64, len: u32) -> Segment {
     Segment::new(gpa, len)
@@ -279,7 +254,7 @@ fn hello_refused_with_the_highest_version() {
     let (stream, server) = scripted(vec![("hello_device_ops", vec!["reply.hello_version_2"])]);
     let e = Client::from_stream(stream).unwrap_err();
     assert_eq!((e.errno(), e.supported_version()), (errno::EPROTONOSUPPORT, Some(1)));
-    assert_eq!(e.operation(), crate::Operation::Hello);
+    assert_eq!(e.operation(), gmem::Operation::Hello);
     server.join().unwrap();
 }
 
@@ -325,10 +300,7 @@ fn ring_setup_reply_without_descriptors_is_eproto() {
     }
     let mut c = Client::from_stream(stream).unwrap();
     let e = c.ring(64, 1 << 20).unwrap_err();
-    assert_eq!(
-        (e.errno(), e.origin(), e.operation()),
-        (errno::EPROTO, Origin::Connection, crate::Operation::RingSetup)
-    );
+    assert_eq!((e.errno(), e.origin(), e.operation()), (errno::EPROTO, Origin::Connection, gmem::Operation::RingSetup));
 }
 
 #[test]
@@ -357,20 +329,22 @@ fn ring_layout_matches_the_golden_reply() {
     );
     if let Some(reply) = frame_map().get("reply.ring_setup") {
         let p = &reply[HEADER_SIZE..];
-        assert_eq!((wire::le_u32(p, 0), wire::le_u32(p, 4), wire::le_u64(p, 8)), (1, 64, 0x100000));
-        assert_eq!(wire::le_u64(p, 16), wire::ring::layout(64, 0x100000).2);
+        let le32 = |at: usize| u32::from_le_bytes(p[at..at + 4].try_into().unwrap());
+        let le64 = |at: usize| u64::from_le_bytes(p[at..at + 8].try_into().unwrap());
+        assert_eq!((le32(0), le32(4), le64(8)), (1, 64, 0x100000));
+        assert_eq!(le64(16), wire::ring::layout(64, 0x100000).2);
     }
 }
 
 #[test]
 fn default_socket_path_order() {
     // Only reads the environment; the cases that depend on it are checked in one test to avoid races.
-    let p = crate::default_socket_path();
+    let p = gmem::default_socket_path();
     if let Some(s) = std::env::var_os("GMEMD_SOCKET").filter(|s| !s.is_empty()) {
         assert_eq!(p, std::path::PathBuf::from(s));
     } else if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|s| !s.is_empty()) {
         assert_eq!(p, std::path::PathBuf::from(d).join("gmemd.sock"));
-    } else if crate::sys::uid() == 0 {
+    } else if common::own_uid() == 0 {
         assert_eq!(p, std::path::PathBuf::from("/run/gmemd/gmemd.sock"));
     } else {
         assert_eq!(p, std::path::PathBuf::from("./gmemd.sock"));
