@@ -69,8 +69,8 @@ extension ConnectionHandler {
             header,
             payload: reply,
             descriptors: memory.descriptorsForClient,
-            // A ring closed meanwhile (the connection ended) has nothing left to send.
-            isWanted: { self.rings[ringID].map { $0.ring === ring && !$0.handedToPoller } ?? false },
+            // A ring closed meanwhile (the connection ended) has nothing left to send; ids are never reused.
+            isWanted: { self.rings[ringID] != nil },
             whenSent: {
                 // The client has its copy; gmemd keeps only the mapping. The
                 // client can submit now, so serving starts now.

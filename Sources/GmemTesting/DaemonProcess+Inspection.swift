@@ -87,6 +87,21 @@ extension DaemonProcess {
         return ProcessStatus(parsing: text)
     }
 
+    /// How many descriptors the daemon has open (the entries of `/proc/PID/fd`): a ring's memfd and doorbells are
+    /// three of them, so a leak or a double close shows here.
+    public func openDescriptorCount() throws -> Int {
+        guard let directory = opendir("/proc/\(self.pid)/fd") else {
+            throw GmemTestingError.systemCall("opendir /proc/\(self.pid)/fd", errno: errno)
+        }
+        defer { closedir(directory) }
+        var count = 0
+        // Every entry but "." and "..".
+        while let entry = readdir(directory) {
+            if entry.pointee.d_name.0 != 0x2e { count += 1 }
+        }
+        return count
+    }
+
     /// CPU time every thread of the daemon has run so far, in nanoseconds (the first field of each
     /// `/proc/PID/task/TID/schedstat`), or `nil` once it has ended.
     public func cpuNanoseconds() -> UInt64? {

@@ -248,7 +248,7 @@ struct RingTests {
         try waitUntil("the first ring to be finished", timeout: .seconds(10)) {
             try statistic("rings_active", of: probe) == 0
         }
-        let before = try openDescriptors(of: session.daemon)
+        let before = try session.daemon.openDescriptorCount()
         for _ in 0..<5 {
             let client = try session.connect()
             // 240 KiB of replies the client never reads, ahead of RING_SETUP's in the same batch (under the
@@ -268,19 +268,8 @@ struct RingTests {
         try waitUntil("every client to be gone", timeout: .seconds(10)) {
             try statistic("connections", of: probe) == 2
         }
-        let after = try openDescriptors(of: session.daemon)
+        let after = try session.daemon.openDescriptorCount()
         #expect(after == before, "gmemd had \(before) descriptors before, \(after) after")
         try expectPages([0x40_0000: 0], in: session.daemon, probe: probe)
-    }
-
-    /// gmemd's open descriptors: a ring's memfd and eventfds are three of them.
-    private func openDescriptors(of daemon: DaemonProcess) throws -> Int {
-        guard let directory = opendir("/proc/\(daemon.pid)/fd") else {
-            throw GmemTestingError.systemCall("opendir", errno: errno)
-        }
-        defer { closedir(directory) }
-        var count = 0
-        while readdir(directory) != nil { count += 1 }
-        return count
     }
 }
