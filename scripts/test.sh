@@ -30,12 +30,12 @@ GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash clients/c/test.sh
 step "The Rust client crate gmem (std only, offline: fmt, clippy, tests against the real gmemd, docs)"
 GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash clients/rust/test.sh
 
-step "examples/mpvmm: a real KVM guest (2 vCPUs) whose device process reaches guest memory only through gmemd"
+step "examples/mpvmm: a real KVM guest (2 vCPUs) whose block device and clock reach guest memory only through gmemd"
 # 77 means /dev/kvm cannot be opened here; run.sh has printed why.
 mpvmm_status=0
-GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash examples/mpvmm/run.sh || mpvmm_status=$?
+GMEMD_BINARY="$(swift build --show-bin-path)/gmemd" bash examples/mpvmm/test.sh || mpvmm_status=$?
 if [ $mpvmm_status -eq 77 ]; then
-    echo "mpvmm: skipped (no usable /dev/kvm on this machine)"
+    echo "mpvmm: skipped: no usable /dev/kvm"
 elif [ $mpvmm_status -ne 0 ]; then
     echo "mpvmm: FAILED (exit $mpvmm_status)" >&2
     exit 1

@@ -1,114 +1,186 @@
 /*
- * mpvmm-dev - the device process of mpvmm. It never maps guest memory: every access goes through gmemd, page by
- * page, with the reference-counted protocol (a private page is accessible in gmemd only while this process's
- * request uses it).
+ * mpvmm-dev - the block device of mpvmm, a separate process that never maps guest memory (except with
+ * --transport direct, the benchmark's unprotected baseline). It serves one virtio-style split queue per vCPU,
+ * backed by a disk file, and reaches the queues and buffers only through gmemd (io.h):
+ *   - the queue's page through a GPC: the available index with an acquire LOAD, the descriptor table and the
+ *     available ring with one read, the used elements with a write, the used index with a release STORE;
+ *   - the requests' headers, data and status bytes with READV and WRITEV, one per scatter list.
+ * Guest memory is hostile input: the snapshot of the queue page is taken once and checked (indices, chain
+ * lengths and loops, descriptor directions), and a request whose buffers gmemd refuses fails with IOERR.
+ * A new device process finds its place in each queue from the used index, so it can replace one that died.
  *
- * On each kick (one byte on --kick-fd: the vCPU's index) it reads that vCPU's mailbox and request, checks the
- * request (guest memory is hostile input: a length past the window is refused, not followed), writes the
- * complement of every byte as the response, publishes the status with a release STORE, and answers the kick.
+ *   mpvmm-dev --kick-fd FD --socket PATH --disk FILE [--transport socket|ring|direct]
  *
- *   mpvmm-dev --socket PATH --kick-fd FD
+ * On each kick (one byte on FD: the vCPU's index) it serves everything available on that queue, then answers
+ * with the same byte. It exits when FD closes. The queue side is virtq.c; this file is the block side.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <gmem.h>
+#include "dev.h"
+#include "host.h"
 
-enum { WINDOW = 0x10000, WINDOW_SIZE = 0x2000, REQUEST = 0x100, RESPONSE = 0x1000, MAX_LEN = RESPONSE - REQUEST };
-enum { STATUS_GOOD = 1, STATUS_BAD = 2 };
+static const char *program = "mpvmm-dev";
 
-/* Serves one request of vCPU `index`; returns the status it published, or a negative errno from gmemd. */
-static int serve(struct gmem *g, uint8_t index, unsigned long *bytes)
+/* Whether the request's sectors lie on the disk. */
+static int on_disk(const struct device *d, const struct request *r)
 {
-    uint64_t base = WINDOW + (uint64_t)index * WINDOW_SIZE;
-    uint8_t mailbox[4];
-    ssize_t n = gmem_read(g, base, mailbox, sizeof mailbox);
-    if (n < 0)
-        return (int)n;
-    unsigned len = mailbox[0] | (unsigned)mailbox[1] << 8;
-    uint8_t seed = mailbox[2];
-    uint8_t request[MAX_LEN], response[MAX_LEN];
-    int status = STATUS_GOOD;
-    if (len == 0 || len > MAX_LEN) {
-        status = STATUS_BAD;
-    } else {
-        if ((n = gmem_read(g, base + REQUEST, request, len)) < 0)
-            return (int)n;
-        for (unsigned i = 0; i < len; i++) {
-            if (request[i] != (uint8_t)(seed + i))
-                status = STATUS_BAD;
-            response[i] = (uint8_t)~request[i];
-        }
-        if ((n = gmem_write(g, base + RESPONSE, response, len)) < 0)
-            return (int)n;
-        *bytes += len;
-    }
-    /* Release: the response is visible to the guest before the status that announces it. */
-    struct gmem_atomic_op op = { .kind = GMEM_ATOMIC_STORE, .size = 1, .gpa = base + 4, .value = (uint64_t)status };
-    uint64_t old;
-    int rc = gmem_atomic(g, &op, &old);
-    return rc < 0 ? rc : status;
+    return r->h.sector < d->disk_size / MPVMM_SECTOR && r->data_len <= d->disk_size - r->h.sector * MPVMM_SECTOR;
 }
 
-/* Whether this process has any mapping of the guest memfd (its /proc/self/maps names it "memfd:gmemd-guest"). */
-static int maps_guest_memory(void)
+/* One READV or WRITEV for the listed requests' segments (data, and for reads the status byte after it); when
+ * gmemd refuses the whole list (a guest named memory outside the region), one per request, so that only the
+ * guilty ones fail. Sets each request's `ok`. */
+static void transfer(struct device *d, struct request **list, unsigned count, int write, uint8_t *buffer)
 {
-    FILE *maps = fopen("/proc/self/maps", "r");
-    if (!maps)
-        return -1;
-    char line[512];
-    int found = 0;
-    while (fgets(line, sizeof line, maps))
-        found |= strstr(line, "memfd:gmemd-guest") != NULL;
-    fclose(maps);
-    return found;
+    static struct gmem_iov segments[MPVMM_QUEUE_SIZE * MAX_CHAIN];
+    unsigned n = 0;
+    for (unsigned i = 0; i < count; i++)
+        for (unsigned k = 0; k < list[i]->segment_count; k++)
+            segments[n++] = list[i]->data[k];
+    ssize_t rc = n ? (write ? io_writev(&d->io, segments, n, buffer) : io_readv(&d->io, segments, n, buffer)) : 0;
+    for (unsigned i = 0; i < count; i++) {
+        struct request *r = list[i];
+        if (rc < 0)
+            r->ok = (write ? io_writev(&d->io, r->data, r->segment_count, r->buffer)
+                           : io_readv(&d->io, r->data, r->segment_count, r->buffer)) >= 0;
+        else
+            r->ok = 1;
+    }
+}
+
+/* Carries out a batch whose headers are read: every write's data in one READV, then the disk writes, the
+ * flushes, the disk reads, and every read's data with its status byte in one WRITEV. Virtio leaves the order of
+ * requests in flight to the device; this order also makes a FLUSH cover every write of its batch. */
+void execute(struct device *d, struct request *requests, unsigned count)
+{
+    /* Each list's buffers back to back, as its READV or WRITEV carries them. */
+    static uint8_t write_buffer[MPVMM_QUEUE_SIZE * MPVMM_MAX_REQUEST];
+    static uint8_t read_buffer[MPVMM_QUEUE_SIZE * (MPVMM_MAX_REQUEST + 1)];
+    struct request *writes[MPVMM_QUEUE_SIZE], *reads[MPVMM_QUEUE_SIZE];
+    unsigned nwrites = 0, nreads = 0;
+    size_t written = 0, read = 0;
+    for (unsigned i = 0; i < count; i++) {
+        struct request *r = &requests[i];
+        r->status_value = VIRTIO_BLK_S_IOERR;
+        if (r->malformed || !r->header_read) {
+            r->status_value = r->malformed ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+        } else if (r->h.type == VIRTIO_BLK_T_OUT && !r->data_writable && on_disk(d, r)) {
+            r->buffer = write_buffer + written;
+            r->segment_count = r->data_count;
+            written += r->data_len;
+            writes[nwrites++] = r;
+        } else if (r->h.type == VIRTIO_BLK_T_IN && (r->data_writable || !r->data_count) && on_disk(d, r)) {
+            r->buffer = read_buffer + read;
+            r->data[r->data_count] = r->status; /* the status byte follows the data in the same WRITEV */
+            r->segment_count = r->data_count + 1;
+            read += r->data_len + 1;
+            reads[nreads++] = r;
+        } else if (r->h.type == VIRTIO_BLK_T_FLUSH) {
+            r->status_value = fdatasync(d->disk) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+            d->flushes++;
+        } else if (r->h.type != VIRTIO_BLK_T_IN && r->h.type != VIRTIO_BLK_T_OUT) {
+            r->status_value = VIRTIO_BLK_S_UNSUPP;
+        }
+    }
+    transfer(d, writes, nwrites, 0, write_buffer);
+    for (unsigned i = 0; i < nwrites; i++) {
+        struct request *r = writes[i];
+        off_t at = (off_t)(r->h.sector * MPVMM_SECTOR);
+        if (r->ok && pwrite(d->disk, r->buffer, r->data_len, at) == (ssize_t)r->data_len)
+            r->status_value = VIRTIO_BLK_S_OK;
+        d->writes++;
+    }
+    for (unsigned i = 0; i < nreads; i++) {
+        struct request *r = reads[i];
+        off_t at = (off_t)(r->h.sector * MPVMM_SECTOR);
+        r->ok = pread(d->disk, r->buffer, r->data_len, at) == (ssize_t)r->data_len;
+        r->buffer[r->data_len] = r->ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+    }
+    transfer(d, reads, nreads, 1, read_buffer);
+    for (unsigned i = 0; i < nreads; i++) {
+        struct request *r = reads[i];
+        if (r->ok && r->buffer[r->data_len] == VIRTIO_BLK_S_OK) {
+            r->status_value = VIRTIO_BLK_S_OK;
+            r->status_written = 1;
+            r->used_len = r->data_len + 1;
+        }
+        d->reads++;
+    }
+}
+
+static _Noreturn void usage(int status)
+{
+    fprintf(status ? stderr : stdout,
+            "usage: %s --kick-fd FD --socket PATH --disk FILE [--transport socket|ring|direct]\n", program);
+    exit(status);
 }
 
 int main(int argc, char **argv)
 {
-    const char *socket_path = NULL;
-    int kick = -1;
+    const char *socket_path = NULL, *disk = NULL;
+    long kick = -1;
+    int transport = IO_RING;
     static const struct option options[] = {
-        { "socket", required_argument, 0, 's' }, { "kick-fd", required_argument, 0, 'k' }, { 0, 0, 0, 0 },
+        { "kick-fd", required_argument, 0, 'k' }, { "socket", required_argument, 0, 's' },
+        { "disk", required_argument, 0, 'D' },    { "transport", required_argument, 0, 't' },
+        { "help", no_argument, 0, 'h' },          { 0, 0, 0, 0 },
     };
     for (int o; (o = getopt_long(argc, argv, "", options, NULL)) != -1;) {
-        if (o == 's')
-            socket_path = optarg;
-        else if (o == 'k')
-            kick = atoi(optarg);
-        else
-            return 2;
+        switch (o) {
+        case 'k': kick = mpvmm_number(program, "--kick-fd", optarg, 0, 1 << 20); break;
+        case 's': socket_path = optarg; break;
+        case 'D': disk = optarg; break;
+        case 't':
+            if ((transport = io_transport_named(optarg)) < 0) {
+                fprintf(stderr, "%s: --transport is socket, ring or direct, not '%s'\n", program, optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(0);
+        default: usage(2);
+        }
     }
-    if (kick < 0) {
-        fprintf(stderr, "usage: %s --socket PATH --kick-fd FD\n", argv[0]);
-        return 2;
-    }
-    struct gmem *g = gmem_connect(socket_path);
-    if (!g) {
-        fprintf(stderr, "mpvmm-dev: connecting to gmemd: %s\n", strerror(errno));
-        return 2;
-    }
-    unsigned long requests = 0, bytes = 0, bad = 0;
+    if (kick < 0 || !disk)
+        usage(2);
+    static struct device d;
+    struct stat st;
+    if ((d.disk = open(disk, O_RDWR | O_CLOEXEC)) < 0 || fstat(d.disk, &st) < 0)
+        mpvmm_die(program, disk);
+    d.disk_size = (uint64_t)st.st_size;
+    int rc = io_open(&d.io, socket_path, (enum io_transport)transport);
+    if (rc < 0)
+        mpvmm_die_gmem(program, transport == IO_RING ? "opening a ring on gmemd" : "connecting to gmemd", rc);
+
     uint8_t index;
-    while (recv(kick, &index, 1, 0) == 1) {
-        int status = serve(g, index, &bytes);
-        if (status < 0) {
-            fprintf(stderr, "mpvmm-dev: request of vCPU %u: %s\n", index, strerror(-status));
+    while (recv((int)kick, &index, 1, 0) == 1) {
+        struct queue *q = index < MPVMM_MAX_VCPUS ? &d.queues[index] : NULL;
+        if (q && !q->ready && (rc = queue_setup(&d, q, index)) < 0) {
+            fprintf(stderr, "%s: setting up queue %u: %s\n", program, index, strerror(-rc));
+            q->broken = 1;
+        }
+        if (q && q->ready && !q->broken && (rc = serve(&d, q)) < 0) {
+            fprintf(stderr, "%s: serving queue %u: %s\n", program, index, strerror(-rc));
             return 1;
         }
-        requests++;
-        bad += status != STATUS_GOOD;
-        if (send(kick, &index, 1, 0) != 1)
+        io_drain_events(&d.io);
+        if (send((int)kick, &index, 1, 0) != 1)
             break;
     }
-    int mapped = maps_guest_memory();
-    printf("mpvmm-dev: %lu requests, %lu bytes, %lu refused; guest memory in this process's maps: %s\n", requests,
-           bytes, bad, mapped == 0 ? "none" : mapped > 0 ? "YES" : "unknown");
-    gmem_close(g);
-    return bad == 0 && mapped == 0 ? 0 : 1;
+    int mapped = mpvmm_maps_guest_memory(0);
+    printf("mpvmm-dev (%s): %lu requests (%lu writes, %lu reads, %lu flushes), %lu KiB, %lu failed; %lu GPC "
+           "invalidation events, %lu queue-page refreshes; guest memory in this process's maps: %s\n",
+           io_transport_name(d.io.transport), d.requests, d.writes, d.reads, d.flushes, d.bytes >> 10, d.failed,
+           d.io.invalidation_events, d.io.refreshes, mapped == 0 ? "none" : mapped > 0 ? "yes" : "unknown");
+    for (unsigned i = 0; i < MPVMM_MAX_VCPUS; i++)
+        io_page_close(&d.io, &d.queues[i].page);
+    io_close(&d.io);
+    return 0; /* a request that failed told the guest so in its status; only a broken gmemd connection is fatal */
 }

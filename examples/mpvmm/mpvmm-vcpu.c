@@ -1,282 +1,267 @@
 /*
  * mpvmm-vcpu - the vCPU process of a minimal multi-process VMM on real KVM.
  *
- * It stands in for KVM in gmemd's trust model: it receives the guest memfd (MAP_REGION), maps it and registers
- * it as the VM's only memslot, loads the guest and runs one thread per vCPU. It handles no device itself: a kick
- * (PIO port 0x10) is forwarded to the device process, which reaches guest memory only through gmemd; a guest's
- * request to convert a page (port 0x11) becomes SET_ATTRIBUTES to gmemd. It exits with the guest's verdict.
- *
- *   mpvmm-vcpu --socket PATH [--vcpus N] [--guest guest.bin] [--device mpvmm-dev]
+ * It stands in for KVM in gmemd's trust model: it receives the guest memfd (MAP_REGION), maps it as the VM's only
+ * memslot (kvm.c), and runs one thread per vCPU. It serves no device itself. It starts two helpers, each with its
+ * own gmemd connection and neither mapping guest memory: mpvmm-clock keeps every vCPU's clock current, and
+ * mpvmm-dev serves the block device's queues. A kick (port 0x10) is forwarded to mpvmm-dev and returns once it
+ * answered; a conversion (port 0x11) becomes SET_ATTRIBUTES. It exits 0 only if every vCPU passed, both helpers
+ * did, neither mapped guest memory, and (in test mode) the disk file holds the guest's last pattern.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <linux/kvm.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gmem.h>
+#include "host.h"
+#include "vcpu.h"
 
-enum { GUEST_LOAD = 0x1000, PORT_KICK = 0x10, PORT_SHARE = 0x11, PORT_DEBUG = 0xe9, PORT_VERDICT = 0xf4 };
-enum { MAX_VCPUS = 8 };
+static const char *program = "mpvmm-vcpu";
 
-struct vm {
-    int kvm, fd;
-    size_t run_size;
-    struct gmem *gmem;        /* this process's own connection: conversions only */
-    pthread_mutex_t gmem_lock; /* a struct gmem serves one thread at a time (gmem.h) */
-    int kick;                 /* the device process's end of a SOCK_SEQPACKET pair */
-    pthread_mutex_t kick_lock; /* one kick in flight: the device answers them in order */
-    atomic_uint kicks, conversions;
-};
-
-struct vcpu {
-    struct vm *vm;
-    int index, fd;
-    struct kvm_run *run;
-    int verdict;              /* -1 until the guest reports one */
-    char line[128];
-    size_t line_len;
-};
-
-static void die(const char *what)
-{
-    fprintf(stderr, "mpvmm-vcpu: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
-
-/* A kick: the device process answers once it has read the request and written the response through gmemd. */
-static int forward_kick(struct vm *vm, uint8_t index)
-{
-    uint8_t answer;
-    pthread_mutex_lock(&vm->kick_lock);
-    int ok = send(vm->kick, &index, 1, 0) == 1 && recv(vm->kick, &answer, 1, 0) == 1 && answer == index;
-    pthread_mutex_unlock(&vm->kick_lock);
-    atomic_fetch_add(&vm->kicks, 1);
-    return ok ? 0 : -1;
-}
-
-static int handle_io(struct vcpu *c)
-{
-    struct kvm_run *run = c->run;
-    const uint8_t *data = (const uint8_t *)run + run->io.data_offset;
-    if (run->io.direction != KVM_EXIT_IO_OUT || run->io.count != 1) {
-        fprintf(stderr, "mpvmm-vcpu %d: unexpected I/O at port 0x%x\n", c->index, run->io.port);
-        return -1;
-    }
-    switch (run->io.port) {
-    case PORT_KICK:
-        return forward_kick(c->vm, data[0]);
-    case PORT_SHARE: {
-        uint16_t page;
-        memcpy(&page, data, sizeof page);
-        pthread_mutex_lock(&c->vm->gmem_lock);
-        int rc = gmem_set_attributes(c->vm->gmem, (uint64_t)page << 12, 4096, 0);
-        pthread_mutex_unlock(&c->vm->gmem_lock);
-        if (rc < 0) {
-            fprintf(stderr, "mpvmm-vcpu %d: SET_ATTRIBUTES of page 0x%x: %s\n", c->index, page, strerror(-rc));
-            return -1;
-        }
-        atomic_fetch_add(&c->vm->conversions, 1);
-        return 0;
-    }
-    case PORT_DEBUG:
-        if (data[0] == '\n' || c->line_len + 1 == sizeof c->line) {
-            printf("vcpu %d: %.*s\n", c->index, (int)c->line_len, c->line);
-            c->line_len = 0;
-        } else {
-            c->line[c->line_len++] = (char)data[0];
-        }
-        return 0;
-    case PORT_VERDICT:
-        c->verdict = data[0];
-        return 0;
-    default:
-        fprintf(stderr, "mpvmm-vcpu %d: write to unknown port 0x%x\n", c->index, run->io.port);
-        return -1;
-    }
-}
-
-static void *run_vcpu(void *arg)
-{
-    struct vcpu *c = arg;
-    for (;;) {
-        if (ioctl(c->fd, KVM_RUN, 0) < 0) {
-            if (errno == EINTR)
-                continue;
-            fprintf(stderr, "mpvmm-vcpu %d: KVM_RUN: %s\n", c->index, strerror(errno));
-            return NULL;
-        }
-        switch (c->run->exit_reason) {
-        case KVM_EXIT_IO:
-            if (handle_io(c) < 0)
-                return NULL;
-            break;
-        case KVM_EXIT_HLT:
-            return NULL;
-        default:
-            fprintf(stderr, "mpvmm-vcpu %d: exit reason %u\n", c->index, c->run->exit_reason);
-            return NULL;
-        }
-    }
-}
-
-static void setup_vcpu(struct vm *vm, struct vcpu *c, int index)
-{
-    c->vm = vm;
-    c->index = index;
-    c->verdict = -1;
-    c->fd = ioctl(vm->fd, KVM_CREATE_VCPU, index);
-    if (c->fd < 0)
-        die("KVM_CREATE_VCPU");
-    c->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
-    if (c->run == MAP_FAILED)
-        die("mmap of kvm_run");
-    /* Flat real mode: every segment at base 0, entered at GUEST_LOAD with BX = the vCPU's index. */
-    struct kvm_sregs sregs;
-    if (ioctl(c->fd, KVM_GET_SREGS, &sregs) < 0)
-        die("KVM_GET_SREGS");
-    struct kvm_segment *segments[] = { &sregs.cs, &sregs.ds, &sregs.es, &sregs.fs, &sregs.gs, &sregs.ss };
-    for (size_t i = 0; i < sizeof segments / sizeof *segments; i++) {
-        segments[i]->base = 0;
-        segments[i]->selector = 0;
-    }
-    if (ioctl(c->fd, KVM_SET_SREGS, &sregs) < 0)
-        die("KVM_SET_SREGS");
-    struct kvm_regs regs = { .rip = GUEST_LOAD, .rflags = 2, .rbx = (uint64_t)index,
-                             .rsp = 0x8000 - (uint64_t)index * 0x400 };
-    if (ioctl(c->fd, KVM_SET_REGS, &regs) < 0)
-        die("KVM_SET_REGS");
-}
-
-/* Starts the device process on the other end of `pair`, with its own gmemd connection. */
-static pid_t start_device(const char *device, const char *socket_path, int pair[2])
+/* Runs path with argv; fd stays open in the child (its number is in argv). */
+static pid_t spawn(const char *path, char *const argv[], int fd)
 {
     pid_t pid = fork();
     if (pid < 0)
-        die("fork");
+        mpvmm_die(program, "fork");
     if (pid == 0) {
-        close(pair[0]);
-        char fd[16];
-        snprintf(fd, sizeof fd, "%d", pair[1]);
-        execl(device, device, "--socket", socket_path, "--kick-fd", fd, (char *)NULL);
-        fprintf(stderr, "mpvmm-vcpu: cannot run %s: %s\n", device, strerror(errno));
+        fcntl(fd, F_SETFD, 0);
+        execv(path, argv);
+        fprintf(stderr, "%s: cannot run %s: %s\n", program, path, strerror(errno));
         _exit(127);
     }
-    close(pair[1]);
+    close(fd);
     return pid;
 }
 
-/* The file next to this executable, for the default guest image and device program. */
+static void start_device(struct vm *vm)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+        mpvmm_die(program, "socketpair");
+    char fd[16];
+    snprintf(fd, sizeof fd, "%d", pair[1]);
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)vm->device_program;
+    argv[n++] = "--kick-fd";
+    argv[n++] = fd;
+    for (char *const *arg = vm->device_args; *arg;)
+        argv[n++] = *arg++;
+    argv[n] = NULL;
+    vm->device_pid = spawn(vm->device_program, argv, pair[1]);
+    vm->kick = pair[0];
+}
+
+int device_kick(struct vm *vm, uint8_t index)
+{
+    uint8_t answer = 0;
+    pthread_mutex_lock(&vm->device_lock);
+    unsigned kick = atomic_fetch_add(&vm->kicks, 1) + 1;
+    int ok = send(vm->kick, &index, 1, 0) == 1;
+    if (ok && kick == vm->kill_device_after) {
+        /* The crash test: the device dies in the middle of a batch (its gmemd connection with it); a new one
+         * must find its place in each queue from the used index alone, and the guest must not notice. */
+        usleep(300);
+        kill(vm->device_pid, SIGKILL);
+        waitpid(vm->device_pid, NULL, 0);
+        close(vm->kick);
+        printf("mpvmm: killed the device process (SIGKILL) during kick %u; restarting it\n", kick);
+        start_device(vm);
+        vm->device_restarts++;
+        ok = send(vm->kick, &index, 1, 0) == 1;
+    }
+    ok = ok && recv(vm->kick, &answer, 1, 0) == 1 && answer == index;
+    pthread_mutex_unlock(&vm->device_lock);
+    if (!ok)
+        fprintf(stderr, "%s: the device process did not answer a kick of vCPU %u\n", program, index);
+    else if (kick == 1)
+        record_maps(vm); /* the device has served: it has whatever mappings it will have */
+    return ok ? 0 : -1;
+}
+
+/* Each observation can only raise what is known: a mapping seen once counts. */
+void record_maps(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->device_lock);
+    int device = mpvmm_maps_guest_memory(vm->device_pid), clock = mpvmm_maps_guest_memory(vm->clock_pid);
+    vm->maps_device = device > vm->maps_device ? device : vm->maps_device;
+    vm->maps_clock = clock > vm->maps_clock ? clock : vm->maps_clock;
+    pthread_mutex_unlock(&vm->device_lock);
+}
+
+/* Starts mpvmm-clock and waits for its first update of every clock. Returns its end of the control socket: the
+ * clock runs until that closes. */
+static int start_clock(struct vm *vm, const char *path, const char *socket_path, int vcpus)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+        mpvmm_die(program, "socketpair");
+    char fd[16], count[16];
+    snprintf(fd, sizeof fd, "%d", pair[1]);
+    snprintf(count, sizeof count, "%d", vcpus);
+    char *argv[] = { (char *)path, "--socket", (char *)socket_path, "--vcpus", count, "--control-fd", fd, NULL };
+    vm->clock_pid = spawn(path, argv, pair[1]);
+    uint8_t ready;
+    if (read(pair[0], &ready, 1) != 1) {
+        fprintf(stderr, "%s: mpvmm-clock did not start\n", program);
+        exit(2);
+    }
+    return pair[0];
+}
+
+static int exited_ok(pid_t pid)
+{
+    int status = 0;
+    return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The disk must hold, in every vCPU's area, the pattern of the guest's last round. */
+static int check_disk(const char *path, int vcpus)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        mpvmm_die(program, path);
+    static uint32_t words[MPVMM_DISK_AREA / 4];
+    int good = 1;
+    for (int i = 0; i < vcpus && good; i++) {
+        off_t at = (off_t)i * MPVMM_DISK_AREA;
+        good = pread(fd, words, sizeof words, at) == (ssize_t)sizeof words;
+        for (uint32_t w = 0; good && w < MPVMM_DISK_AREA / 4; w++)
+            good = words[w] == mpvmm_pattern((uint32_t)(at / 4) + w, MPVMM_FINAL_SEED);
+    }
+    close(fd);
+    printf("mpvmm: disk file: %s (%d MiB checked against the guest's last pattern)\n", good ? "ok" : "WRONG",
+           vcpus * (int)(MPVMM_DISK_AREA >> 20));
+    return good;
+}
+
+static void print_bench(const struct vcpu *c, const struct mpvmm_config *config, const char *transport)
+{
+    static const char *names[MPVMM_PHASES] = { "write-4k", "read-4k", "write-64k", "read-64k" };
+    for (unsigned p = 0; p < MPVMM_PHASES; p++) {
+        const struct mpvmm_phase_result *r = &config->result[c->index][p];
+        uint64_t host_ns = c->marks[p + 1] - c->marks[p];
+        printf("mpvmm-bench transport=%s vcpu=%d phase=%s requests=%llu bytes=%llu host_ns=%llu guest_ns=%llu "
+               "req_per_s=%.0f mb_per_s=%.1f guest_req_per_s=%.0f\n",
+               transport, c->index, names[p], (unsigned long long)r->requests, (unsigned long long)r->bytes,
+               (unsigned long long)host_ns, (unsigned long long)r->ns, r->requests * 1e9 / (double)host_ns,
+               r->bytes * 1e3 / (double)host_ns, r->ns ? r->requests * 1e9 / (double)r->ns : 0.0);
+    }
+}
+
+static _Noreturn void usage(int status)
+{
+    fprintf(status ? stderr : stdout,
+            "usage: %s --socket PATH --disk FILE [--transport socket|ring|direct] [--vcpus 1-%u] [--rounds N]\n"
+            "       [--bench | --hostile] [--kill-device-after KICK] [--guest guest.bin] [--device mpvmm-dev]\n"
+            "       [--clock mpvmm-clock]\n",
+            program, MPVMM_MAX_VCPUS);
+    exit(status);
+}
+
+/* The file next to this executable, for the default guest image and helper programs. */
 static char *beside_self(const char *name)
 {
-    static char paths[2][4096];
-    static int next;
-    char *path = paths[next++ % 2];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof paths[0] - 1);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n < 0)
-        die("readlink /proc/self/exe");
-    path[n] = 0;
-    char *slash = strrchr(path, '/');
-    snprintf(slash + 1, sizeof paths[0] - (size_t)(slash + 1 - path), "%s", name);
+        mpvmm_die(program, "readlink /proc/self/exe");
+    self[n] = 0;
+    *strrchr(self, '/') = 0;
+    char *path;
+    if (asprintf(&path, "%s/%s", self, name) < 0)
+        mpvmm_die(program, "asprintf");
     return path;
 }
 
 int main(int argc, char **argv)
 {
-    const char *socket_path = NULL, *guest = NULL, *device = NULL;
-    int vcpus = 2;
+    const char *socket_path = NULL, *disk = NULL, *transport = "ring";
+    char *guest = NULL, *device = NULL, *clock = NULL;
+    int vcpus = 2, bench = 0, hostile = 0;
+    long rounds = 0, kill_after = 0;
     static const struct option options[] = {
-        { "socket", required_argument, 0, 's' }, { "vcpus", required_argument, 0, 'n' },
-        { "guest", required_argument, 0, 'g' },  { "device", required_argument, 0, 'd' },
-        { "help", no_argument, 0, 'h' },         { 0, 0, 0, 0 },
+        { "socket", required_argument, 0, 's' }, { "disk", required_argument, 0, 'D' },
+        { "transport", required_argument, 0, 't' }, { "vcpus", required_argument, 0, 'n' },
+        { "rounds", required_argument, 0, 'r' },    { "bench", no_argument, 0, 'b' },
+        { "hostile", no_argument, 0, 'H' },
+        { "kill-device-after", required_argument, 0, 'k' }, { "guest", required_argument, 0, 'g' },
+        { "device", required_argument, 0, 'd' },    { "clock", required_argument, 0, 'c' },
+        { "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
     };
     for (int o; (o = getopt_long(argc, argv, "", options, NULL)) != -1;) {
         switch (o) {
         case 's': socket_path = optarg; break;
-        case 'n': vcpus = atoi(optarg); break;
+        case 'D': disk = optarg; break;
+        case 't': transport = optarg; break;
+        case 'n': vcpus = (int)mpvmm_number(program, "--vcpus", optarg, 1, MPVMM_MAX_VCPUS); break;
+        case 'r': rounds = mpvmm_number(program, "--rounds", optarg, 4, 100000); break;
+        case 'b': bench = 1; break;
+        case 'H': hostile = 1; break;
+        case 'k': kill_after = mpvmm_number(program, "--kill-device-after", optarg, 1, 1000000); break;
         case 'g': guest = optarg; break;
         case 'd': device = optarg; break;
-        default:
-            fprintf(stderr, "usage: %s --socket PATH [--vcpus 1-%d] [--guest guest.bin] [--device mpvmm-dev]\n",
-                    argv[0], MAX_VCPUS);
-            return o == 'h' ? 0 : 2;
+        case 'c': clock = optarg; break;
+        case 'h': usage(0);
+        default: usage(2);
         }
     }
-    if (vcpus < 1 || vcpus > MAX_VCPUS) {
-        fprintf(stderr, "mpvmm-vcpu: --vcpus must lie between 1 and %d\n", MAX_VCPUS);
+    if (!disk || optind != argc)
+        usage(2);
+    if (strcmp(transport, "socket") && strcmp(transport, "ring") && strcmp(transport, "direct")) {
+        fprintf(stderr, "%s: --transport is socket, ring or direct, not '%s'\n", program, transport);
         return 2;
     }
     guest = guest ? guest : beside_self("guest.bin");
     device = device ? device : beside_self("mpvmm-dev");
+    clock = clock ? clock : beside_self("mpvmm-clock");
 
-    struct vm vm = { .kick_lock = PTHREAD_MUTEX_INITIALIZER, .gmem_lock = PTHREAD_MUTEX_INITIALIZER };
+    struct vm vm = { .gmem_lock = PTHREAD_MUTEX_INITIALIZER, .device_lock = PTHREAD_MUTEX_INITIALIZER,
+                     .maps_device = -2, .maps_clock = -2, .kill_device_after = (unsigned)kill_after };
     vm.gmem = gmem_connect(socket_path);
     if (!vm.gmem)
-        die("connecting to gmemd");
-    int memfd;
-    uint64_t size;
-    int rc = gmem_map_region(vm.gmem, &memfd, &size);
+        mpvmm_die(program, "connecting to gmemd");
+    int memfd, rc = gmem_map_region(vm.gmem, &memfd, &vm.size);
     if (rc < 0) {
-        fprintf(stderr, "mpvmm-vcpu: MAP_REGION: %s%s\n", strerror(-rc),
+        fprintf(stderr, "%s: MAP_REGION: %s%s\n", program, strerror(-rc),
                 rc == -EPERM ? " (start gmemd with --allow-map-uid for this user)" : "");
         return 2;
     }
-    uint8_t *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    if (memory == MAP_FAILED)
-        die("mmap of the guest memfd");
-
-    /* Load the guest through the mapping, as a VMM loads firmware. */
-    int image = open(guest, O_RDONLY | O_CLOEXEC);
-    if (image < 0)
-        die(guest);
-    ssize_t loaded = read(image, memory + GUEST_LOAD, 0x4000);
-    if (loaded <= 0)
-        die("reading the guest image");
-    close(image);
-
-    vm.kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (vm.kvm < 0)
-        die("/dev/kvm");
-    if (ioctl(vm.kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-        fprintf(stderr, "mpvmm-vcpu: unexpected KVM API version\n");
+    if (vm.size < MPVMM_REGION_MIN) {
+        fprintf(stderr, "%s: the region has %llu bytes; the guest needs %u (gmemd --size 32M)\n", program,
+                (unsigned long long)vm.size, MPVMM_REGION_MIN);
         return 2;
     }
-    vm.fd = ioctl(vm.kvm, KVM_CREATE_VM, 0);
-    if (vm.fd < 0)
-        die("KVM_CREATE_VM");
-    /* Intel's real mode needs a TSS page; put it above the region. */
-    if (ioctl(vm.fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0)
-        die("KVM_SET_TSS_ADDR");
-    struct kvm_userspace_memory_region slot = {
-        .slot = 0, .guest_phys_addr = 0, .memory_size = size, .userspace_addr = (uintptr_t)memory,
-    };
-    if (ioctl(vm.fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-        die("KVM_SET_USER_MEMORY_REGION");
-    vm.run_size = (size_t)ioctl(vm.kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    vm.memory = mmap(NULL, vm.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (vm.memory == MAP_FAILED)
+        mpvmm_die(program, "mmap of the guest memfd");
+    vm_create(&vm, guest);
+    struct mpvmm_config *config = (struct mpvmm_config *)(vm.memory + MPVMM_CONFIG);
+    config->mode = bench ? MPVMM_MODE_BENCH : hostile ? MPVMM_MODE_HOSTILE : MPVMM_MODE_TEST;
+    config->vcpus = (uint32_t)vcpus;
+    config->rounds = (uint32_t)(rounds ? rounds : bench ? 200 : 40);
 
-    int pair[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-        die("socketpair");
-    /* The device's end must survive exec. */
-    fcntl(pair[1], F_SETFD, 0);
-    pid_t device_pid = start_device(device, socket_path, pair);
-    vm.kick = pair[0];
+    int clock_control = start_clock(&vm, clock, socket_path, vcpus);
+    char *device_args[] = { "--socket", (char *)socket_path, "--transport", (char *)transport, "--disk",
+                            (char *)disk, NULL };
+    vm.device_program = device;
+    vm.device_args = device_args;
+    start_device(&vm);
 
-    struct vcpu cpus[MAX_VCPUS] = { 0 };
-    pthread_t threads[MAX_VCPUS];
+    struct vcpu cpus[MPVMM_MAX_VCPUS] = { 0 };
+    pthread_t threads[MPVMM_MAX_VCPUS];
     for (int i = 0; i < vcpus; i++) {
-        setup_vcpu(&vm, &cpus[i], i);
-        if (pthread_create(&threads[i], NULL, run_vcpu, &cpus[i]) != 0)
-            die("pthread_create");
+        vcpu_create(&vm, &cpus[i], i);
+        if (pthread_create(&threads[i], NULL, vcpu_run, &cpus[i]) != 0)
+            mpvmm_die(program, "pthread_create");
     }
     int passed = 0;
     for (int i = 0; i < vcpus; i++) {
@@ -284,13 +269,26 @@ int main(int argc, char **argv)
         passed += cpus[i].verdict == 0;
     }
 
-    /* The device process ends when its kick socket closes; its exit status is part of the verdict. */
+    /* The helpers end when their sockets close; their exit statuses are part of the verdict. */
     close(vm.kick);
-    int status = 0;
-    waitpid(device_pid, &status, 0);
-    int device_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    printf("mpvmm: %d of %d vCPUs passed; %u kicks forwarded, %u pages converted; device process %s\n", passed,
-           vcpus, atomic_load(&vm.kicks), atomic_load(&vm.conversions), device_ok ? "ok" : "failed");
+    int device_ok = exited_ok(vm.device_pid);
+    close(clock_control);
+    int clock_ok = exited_ok(vm.clock_pid);
+    int maps_self = mpvmm_maps_guest_memory(0);
+    int device_may_map = strcmp(transport, "direct") == 0;
+    printf("mpvmm: %d of %d vCPUs passed; %u kicks, %u conversions, %u device restarts; device process %s, clock "
+           "process %s\n",
+           passed, vcpus, atomic_load(&vm.kicks), atomic_load(&vm.conversions), vm.device_restarts,
+           device_ok ? "ok" : "FAILED", clock_ok ? "ok" : "FAILED");
+    printf("mpvmm: guest memory mapped, read from /proc/PID/maps while the guest ran: vCPU process %s, device "
+           "process %s%s, clock process %s\n",
+           maps_self == 1 ? "yes" : "NO?", vm.maps_device == 1 ? "YES" : vm.maps_device == 0 ? "no" : "unknown",
+           device_may_map ? " (--transport direct: the unprotected baseline)" : "",
+           vm.maps_clock == 1 ? "YES" : vm.maps_clock == 0 ? "no" : "unknown");
+    int maps_ok = maps_self == 1 && vm.maps_device == device_may_map && vm.maps_clock == 0;
+    for (int i = 0; bench && i < vcpus; i++)
+        print_bench(&cpus[i], config, transport);
+    int disk_ok = bench || hostile || check_disk(disk, vcpus);
     gmem_close(vm.gmem);
-    return passed == vcpus && device_ok ? 0 : 1;
+    return passed == vcpus && device_ok && clock_ok && maps_ok && disk_ok ? 0 : 1;
 }

@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
 # Builds mpvmm (libgmem into a private prefix, then the example with pkg-config) and runs it: gmemd, the vCPU
-# process on real KVM, and the device process that reaches guest memory only through gmemd.
+# process on real KVM, the block device and the clock, which reach guest memory only through gmemd.
 #
-#   bash examples/mpvmm/run.sh [--vcpus N]          GMEMD_BINARY=path/to/gmemd (default: .build/debug/gmemd)
+#   bash examples/mpvmm/run.sh [--transport socket|ring|direct] [--vcpus N] [--rounds N] [--kill-device-after KICK]
+#                              [--hostile]
+#   bash examples/mpvmm/run.sh --bench [--bench-rounds N] [--rounds BATCHES]
+#   GMEMD_BINARY=path/to/gmemd (default: .build/debug/gmemd), GMEMCTL_BINARY (default: beside gmemd)
 #
-# Exit status: 0 when the guest passed on every vCPU and the device process saw no bad request; 77 (skip, with
-# the reason printed) when /dev/kvm cannot be opened; 1 otherwise.
+# --bench runs the benchmark guest (one vCPU) over all three transports, interleaved, --bench-rounds times
+# (default 3), and prints each row's median: 4 KiB and 64 KiB request rates and MB/s, timed by the host and by
+# the guest's own clock. Use a release gmemd for it (GMEMD_BINARY=.build/release/gmemd).
+#
+# After every run it checks, through gmemctl and /proc/PID/maps of gmemd, that no page is held, that the
+# conversions happened (gpc_invalidations), and that every page's state agrees with gmemd's own mapping: a
+# private page inaccessible, a shared page accessible.
+#
+# Exit status: 0 when the guest passed on every vCPU and every check held; 77 (skip, with the reason printed)
+# when /dev/kvm cannot be opened; 1 otherwise.
 set -euo pipefail
+bench=0 bench_rounds=3 args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --bench) bench=1 ;;
+    --bench-rounds) bench_rounds=$2; shift ;;
+    *) args+=("$1") ;;
+    esac
+    shift
+done
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 gmemd=${GMEMD_BINARY:-$repo/.build/debug/gmemd}
-[ -x "$gmemd" ] || { echo "mpvmm: no gmemd at $gmemd: run 'swift build' or set GMEMD_BINARY" >&2; exit 1; }
+gmemctl=${GMEMCTL_BINARY:-$(dirname "$gmemd")/gmemctl}
+for tool in "$gmemd" "$gmemctl"; do
+    [ -x "$tool" ] || { echo "mpvmm: no $(basename "$tool") at $tool: run 'swift build' or set GMEMD_BINARY" >&2; exit 1; }
+done
 if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-    echo "mpvmm: SKIP: /dev/kvm cannot be opened here ($(ls -l /dev/kvm 2>&1)); the example needs real KVM"
+    echo "mpvmm: skipped: no usable /dev/kvm ($(ls -l /dev/kvm 2>&1)); the example needs real KVM"
     exit 77
 fi
 exec 3>&-
@@ -33,26 +56,77 @@ fi
 ninja -C "$build/mpvmm" >/dev/null
 
 dir=$(mktemp -d /tmp/mpvmm.XXXXXX)
-trap 'kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-# Only this user may map the region: the vCPU process stands in for KVM. The device process may not.
-"$gmemd" --socket "$dir/gmemd.sock" --size 16M --log-level notice --allow-map-uid "$(id -u)" 2>"$dir/gmemd.log" &
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+truncate -s 8M "$dir/disk.img"
+# Only this user may map the region: the vCPU process stands in for KVM. (The device and the clock are the same
+# user here and could ask too; they do not, and the vCPU process checks their /proc/PID/maps while they run.)
+"$gmemd" --socket "$dir/gmemd.sock" --size 32M --log-level notice --allow-map-uid "$(id -u)" 2>"$dir/gmemd.log" &
 pid=$!
 for _ in $(seq 200); do [ -S "$dir/gmemd.sock" ] && break; sleep 0.05; done
-echo "==> running the guest"
 status=0
-"$build/mpvmm/mpvmm-vcpu" --socket "$dir/gmemd.sock" "$@" || status=$?
-gmemctl=${GMEMCTL_BINARY:-$(dirname "$gmemd")/gmemctl}
-if [ -x "$gmemctl" ]; then
-    # The invariant after the run: no page held, request pages private and inaccessible, response pages shared.
-    echo "==> gmemd's page map of the vCPU windows (0x10000, 32 pages) and counters"
-    pages=$("$gmemctl" --socket "$dir/gmemd.sock" pages 0x10000 32 --no-legend)
-    echo "$pages" | sed 's/^/    /'
-    "$gmemctl" --socket "$dir/gmemd.sock" stats | grep -E "protect_calls|restores|zaps|gpc_active" | sed 's/^/    /'
-    if echo "$pages" | grep '^0x' | sed 's/^[^ ]* //' | grep -q '[^.s ]'; then
-        echo "mpvmm: FAIL: a page is still held or inconsistent after the run" >&2
-        status=1
-    fi
+vcpu() { "$build/mpvmm/mpvmm-vcpu" --socket "$dir/gmemd.sock" --disk "$dir/disk.img" "$@"; }
+if [ $bench = 0 ]; then
+    echo "==> running the guest"
+    vcpu "${args[@]}" || status=$?
+else
+    echo "==> benchmark: $bench_rounds rounds of socket, ring, direct (gmemd: $gmemd; load $(cut -d' ' -f1-3 /proc/loadavg))"
+    for round in $(seq "$bench_rounds"); do
+        for transport in socket ring direct; do
+            vcpu --bench --vcpus 1 --transport "$transport" "${args[@]}" >"$dir/out" || status=1
+            grep '^mpvmm-bench' "$dir/out" >>"$dir/bench" || { cat "$dir/out"; status=1; }
+        done
+    done
+    bash "$here/bench-table.sh" "$dir/bench"
 fi
-echo "==> gmemd's log"
-sed 's/^/    /' "$dir/gmemd.log"
+
+ctl() { "$gmemctl" --socket "$dir/gmemd.sock" "$@"; }
+echo "==> gmemd after the run"
+ctl stats | grep -E "^(protect_calls|gpc_activations|gpc_active|gpc_invalidations|rings_active) " | sed 's/^/    /'
+stat() { ctl stats | awk -v name="$1" '$1 == name { print $2 }'; }
+if [ "$(stat gpc_active)" != 0 ]; then
+    echo "mpvmm: FAIL: GPCs are still active after every client left" >&2
+    status=1
+fi
+hostile=0
+case " ${args[*]-} " in *" --hostile "*) hostile=1 ;; esac
+if [ $bench = 0 ] && [ $hostile = 0 ] && [ "$(stat gpc_invalidations)" -lt 2 ]; then
+    echo "mpvmm: FAIL: the guest's conversions invalidated no GPC" >&2
+    status=1
+fi
+# Every page of the region: gmemd's page map (nothing may be held now) against the protection /proc/PID/maps of
+# gmemd shows for that page (accessible exactly when shared).
+pages=$(ctl pages 0 $((32 * 256)) --no-legend)
+echo "$pages" | tail -1 | sed 's/^/    /'
+if ! echo "$pages" | grep '^0x' | sed 's/^[^ ]* //; s/ //g' | tr -d '\n' |
+    awk -v maps=/proc/$pid/maps '
+    function hex(s,    n, i) {
+        for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+        return n
+    }
+    BEGIN {
+        while ((getline line < maps) > 0) {
+            if (line !~ /memfd:gmemd-guest/) continue
+            split(line, f, " "); split(f[1], range, "-")
+            first = hex(f[3]) / 4096
+            count = (hex(range[2]) - hex(range[1])) / 4096
+            for (i = 0; i < count; i++) readable[first + i] = substr(f[2], 1, 1) == "r"
+        }
+    }
+    {
+        for (i = 0; i < length($0); i++) {
+            c = substr($0, i + 1, 1)
+            if (c != "." && c != "s") { printf "page %d is %s after the run (held or inconsistent)\n", i, c; bad++ }
+            else if ((c == "s") != readable[i]) { printf "page %d is %s but %s in /proc/PID/maps\n", i, c, readable[i] ? "accessible" : "inaccessible"; bad++ }
+        }
+        print length($0) " pages agree with gmemd'"'"'s /proc/PID/maps" > "/dev/stderr"
+        exit (bad > 0)
+    }' 2>&1 | sed 's/^/    /'; then
+    echo "mpvmm: FAIL: a page's state and gmemd's mapping disagree" >&2
+    status=1
+fi
+if [ $status -ne 0 ]; then
+    echo "==> gmemd's log"
+    sed 's/^/    /' "$dir/gmemd.log"
+fi
 exit $status
