@@ -26,6 +26,11 @@ struct device {
     uint64_t disk_size;
     struct queue queues[MPVMM_MAX_VCPUS];
     unsigned long requests, reads, writes, flushes, bytes, failed;
+    int batch_phase; /* the benchmark phase (layout.h) the last batch served belongs to, or -1 */
+    struct {
+        unsigned long batches;
+        uint64_t ns;
+    } phases[MPVMM_PHASES]; /* time spent serving each phase's batches: the transport's share of a request */
 };
 
 /* One request as the chain describes it, after the checks. */

@@ -46,6 +46,12 @@ int mpvmm_maps_guest_memory(pid_t pid)
     return found;
 }
 
+const char *mpvmm_phase_name(unsigned phase)
+{
+    static const char *const names[] = { "write-4k", "read-4k", "write-64k", "read-64k" };
+    return phase < sizeof names / sizeof *names ? names[phase] : "other";
+}
+
 long mpvmm_number(const char *program, const char *option, const char *text, long min, long max)
 {
     char *end;

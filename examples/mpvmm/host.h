@@ -20,6 +20,9 @@ uint64_t mpvmm_now_ns(void);
  * its /proc/PID/maps cannot be read. */
 int mpvmm_maps_guest_memory(pid_t pid);
 
+/* The benchmark phase's name: write-4k, read-4k, write-64k, read-64k. */
+const char *mpvmm_phase_name(unsigned phase);
+
 /* Parses a whole decimal number between min and max, or exits 2 naming the option. */
 long mpvmm_number(const char *program, const char *option, const char *text, long min, long max);
 

@@ -166,9 +166,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: setting up queue %u: %s\n", program, index, strerror(-rc));
             q->broken = 1;
         }
+        uint64_t start = mpvmm_now_ns();
         if (q && q->ready && !q->broken && (rc = serve(&d, q)) < 0) {
             fprintf(stderr, "%s: serving queue %u: %s\n", program, index, strerror(-rc));
             return 1;
+        }
+        if (q && d.batch_phase >= 0) {
+            d.phases[d.batch_phase].batches++;
+            d.phases[d.batch_phase].ns += mpvmm_now_ns() - start;
         }
         io_drain_events(&d.io);
         if (send((int)kick, &index, 1, 0) != 1)
@@ -179,6 +184,11 @@ int main(int argc, char **argv)
            "invalidation events, %lu queue-page refreshes; guest memory in this process's maps: %s\n",
            io_transport_name(d.io.transport), d.requests, d.writes, d.reads, d.flushes, d.bytes >> 10, d.failed,
            d.io.invalidation_events, d.io.refreshes, mapped == 0 ? "none" : mapped > 0 ? "yes" : "unknown");
+    for (unsigned p = 0; p < MPVMM_PHASES; p++)
+        if (d.phases[p].batches)
+            printf("mpvmm-dev-phase transport=%s phase=%s batches=%lu serve_us_per_batch=%.1f\n",
+                   io_transport_name(d.io.transport), mpvmm_phase_name(p), d.phases[p].batches,
+                   d.phases[p].ns / 1e3 / (double)d.phases[p].batches);
     for (unsigned i = 0; i < MPVMM_MAX_VCPUS; i++)
         io_page_close(&d.io, &d.queues[i].page);
     io_close(&d.io);

@@ -145,13 +145,12 @@ static int check_disk(const char *path, int vcpus)
 
 static void print_bench(const struct vcpu *c, const struct mpvmm_config *config, const char *transport)
 {
-    static const char *names[MPVMM_PHASES] = { "write-4k", "read-4k", "write-64k", "read-64k" };
     for (unsigned p = 0; p < MPVMM_PHASES; p++) {
         const struct mpvmm_phase_result *r = &config->result[c->index][p];
         uint64_t host_ns = c->marks[p + 1] - c->marks[p];
         printf("mpvmm-bench transport=%s vcpu=%d phase=%s requests=%llu bytes=%llu host_ns=%llu guest_ns=%llu "
                "req_per_s=%.0f mb_per_s=%.1f guest_req_per_s=%.0f\n",
-               transport, c->index, names[p], (unsigned long long)r->requests, (unsigned long long)r->bytes,
+               transport, c->index, mpvmm_phase_name(p), (unsigned long long)r->requests, (unsigned long long)r->bytes,
                (unsigned long long)host_ns, (unsigned long long)r->ns, r->requests * 1e9 / (double)host_ns,
                r->bytes * 1e3 / (double)host_ns, r->ns ? r->requests * 1e9 / (double)r->ns : 0.0);
     }

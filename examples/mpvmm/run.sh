@@ -5,7 +5,8 @@
 #   bash examples/mpvmm/run.sh [--transport socket|ring|direct] [--vcpus N] [--rounds N] [--kill-device-after KICK]
 #                              [--hostile]
 #   bash examples/mpvmm/run.sh --bench [--bench-rounds N] [--rounds BATCHES]
-#   GMEMD_BINARY=path/to/gmemd (default: .build/debug/gmemd), GMEMCTL_BINARY (default: beside gmemd)
+#   GMEMD_BINARY=path/to/gmemd (default: .build/debug/gmemd), GMEMCTL_BINARY (default: beside gmemd),
+#   GMEMD_ARGS="--ring-poll-us 500" (more options for gmemd)
 #
 # --bench runs the benchmark guest (one vCPU) over all three transports, interleaved, --bench-rounds times
 # (default 3), and prints each row's median: 4 KiB and 64 KiB request rates and MB/s, timed by the host and by
@@ -61,7 +62,9 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"'
 truncate -s 8M "$dir/disk.img"
 # Only this user may map the region: the vCPU process stands in for KVM. (The device and the clock are the same
 # user here and could ask too; they do not, and the vCPU process checks their /proc/PID/maps while they run.)
-"$gmemd" --socket "$dir/gmemd.sock" --size 32M --log-level notice --allow-map-uid "$(id -u)" 2>"$dir/gmemd.log" &
+# shellcheck disable=SC2086 # GMEMD_ARGS: extra options for gmemd, split on spaces (e.g. "--ring-poll-us 500")
+"$gmemd" --socket "$dir/gmemd.sock" --size 32M --log-level notice --allow-map-uid "$(id -u)" ${GMEMD_ARGS-} \
+    2>"$dir/gmemd.log" &
 pid=$!
 for _ in $(seq 200); do [ -S "$dir/gmemd.sock" ] && break; sleep 0.05; done
 status=0
@@ -70,11 +73,11 @@ if [ $bench = 0 ]; then
     echo "==> running the guest"
     vcpu "${args[@]}" || status=$?
 else
-    echo "==> benchmark: $bench_rounds rounds of socket, ring, direct (gmemd: $gmemd; load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "==> benchmark: $bench_rounds rounds of socket, ring, direct (gmemd: $gmemd ${GMEMD_ARGS-}; load $(cut -d' ' -f1-3 /proc/loadavg))"
     for round in $(seq "$bench_rounds"); do
         for transport in socket ring direct; do
             vcpu --bench --vcpus 1 --transport "$transport" "${args[@]}" >"$dir/out" || status=1
-            grep '^mpvmm-bench' "$dir/out" >>"$dir/bench" || { cat "$dir/out"; status=1; }
+            grep -E '^mpvmm-(bench|dev-phase) ' "$dir/out" >>"$dir/bench" || { cat "$dir/out"; status=1; }
         done
     done
     bash "$here/bench-table.sh" "$dir/bench"

@@ -79,6 +79,7 @@ int serve(struct device *d, struct queue *q)
     static uint8_t snapshot[PAGE];
     struct gmem_atomic_op load = { .kind = GMEM_ATOMIC_LOAD, .size = 2 };
     uint64_t avail;
+    d->batch_phase = -1;
     /* Acquire: the chains the guest wrote before its release of the index are visible in the snapshot. */
     int rc = io_page_atomic(&d->io, &q->page, q->avail_offset + offsetof(struct virtq_avail, idx), &load, &avail);
     if (rc < 0)
@@ -115,6 +116,9 @@ int serve(struct device *d, struct queue *q)
         r->h = values[h++];
     }
     execute(d, requests, count);
+    const struct request *first_request = &requests[0];
+    if (!first_request->malformed && (first_request->data_len == 4096 || first_request->data_len == MPVMM_MAX_REQUEST))
+        d->batch_phase = (first_request->data_len == MPVMM_MAX_REQUEST) * 2 + (first_request->h.type == VIRTIO_BLK_T_IN);
 
     /* Status bytes not yet written (writes, flushes, failures) in one WRITEV, then the used elements (one or two
      * runs: the ring wraps), then the used index with a release STORE: the guest sees everything before it. */
