@@ -43,7 +43,9 @@ struct request {
     struct virtio_blk_req_header h;
     uint8_t status_value;
     int malformed;          /* the chain broke a rule: UNSUPP, and no buffer of it is touched */
+    unsigned header_slot;   /* its header's place in the batch's READV of headers */
     int header_read;        /* gmemd read its header (the guest may name memory outside the region) */
+    int scattered;          /* a read whose data and status byte go in the batch's WRITEV */
     unsigned segment_count; /* of data[] to transfer: the data, and for a read its status byte after it */
     uint8_t *buffer;        /* its bytes in the device's batch buffer */
     int ok;                 /* its transfer through gmemd succeeded */
@@ -55,7 +57,8 @@ struct request {
 int queue_setup(struct device *d, struct queue *q, unsigned index);
 int serve(struct device *d, struct queue *q);
 
-/* mpvmm-dev.c: carries out a batch whose chains are parsed and headers read; sets each request's status. */
-void execute(struct device *d, struct request *requests, unsigned count);
+/* mpvmm-dev.c: carries out a batch of parsed chains and writes their status bytes; sets each request's status and
+ * used length. Returns 0, or a negative errno when the connection to gmemd failed. */
+int execute(struct device *d, struct request *requests, unsigned count);
 
 #endif /* MPVMM_DEV_H */

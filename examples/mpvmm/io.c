@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 /* A request's data stays well inside the ring's data area and HELLO's max_payload (1 MiB or more). */
-enum { PAGE_SIZE = 4096, RING_ENTRIES = 64, RING_DATA = 1 << 20, CHUNK_BYTES = 512 << 10 };
+enum { PAGE_SIZE = 4096, RING_ENTRIES = 64, RING_DATA = 4 << 20, CHUNK_BYTES = 512 << 10 };
 
 static const char *const names[] = { [IO_SOCKET] = "socket", [IO_RING] = "ring", [IO_DIRECT] = "direct" };
 
@@ -98,16 +98,21 @@ static ssize_t transfer(struct io *io, int write, const struct gmem_iov *segment
     return (ssize_t)done;
 }
 
+unsigned io_chunk(const struct io *io, const struct gmem_iov *segments, unsigned count, size_t *bytes)
+{
+    unsigned n = 0;
+    for (*bytes = 0; n < count && n < io->max_segments && (n == 0 || *bytes + segments[n].len <= CHUNK_BYTES); n++)
+        *bytes += segments[n].len;
+    return n;
+}
+
 /* As many requests as the list needs: at most max_segments segments and about CHUNK_BYTES each. */
 static ssize_t chunked(struct io *io, int write, const struct gmem_iov *segments, unsigned count, uint8_t *buffer)
 {
     size_t done = 0;
     for (unsigned first = 0, n; first < count; first += n) {
-        size_t bytes = 0;
-        for (n = 0; first + n < count && n < io->max_segments
-                    && (n == 0 || bytes + segments[first + n].len <= CHUNK_BYTES);
-             n++)
-            bytes += segments[first + n].len;
+        size_t bytes;
+        n = io_chunk(io, segments + first, count - first, &bytes);
         ssize_t rc = transfer(io, write, segments + first, n, buffer + done);
         if (rc < 0)
             return rc;
@@ -201,11 +206,16 @@ static int page_call(struct io *io, struct io_page *page, enum page_op kind, uin
             return rc;
         /* A conversion of the page invalidated the GPC: map it again and redo the operation. Nothing was
          * served from the stale cache; gmemd refused it. */
-        rc = gmem_gpc_refresh(io->gmem, page->handle, page->gpa, PAGE_SIZE);
-        if (rc < 0)
+        if ((rc = io_page_refresh(io, page)) < 0)
             return rc;
-        io->refreshes++;
     }
+}
+
+int io_page_refresh(struct io *io, struct io_page *page)
+{
+    int rc = gmem_gpc_refresh(io->gmem, page->handle, page->gpa, PAGE_SIZE);
+    io->refreshes += rc == 0;
+    return rc;
 }
 
 int io_page_read(struct io *io, struct io_page *page, uint32_t offset, void *buffer, uint32_t len)

@@ -54,6 +54,32 @@ int io_page_write(struct io *io, struct io_page *page, uint32_t offset, const vo
 int io_page_atomic(struct io *io, struct io_page *page, uint32_t offset, const struct gmem_atomic_op *op,
                    uint64_t *old);
 
+/* ---- Batches (io_batch.c): several operations in order, one submission on a ring ----------------------------- */
+
+enum io_op_kind { IO_OP_READV, IO_OP_WRITEV, IO_OP_PAGE_READ, IO_OP_PAGE_WRITE, IO_OP_PAGE_ATOMIC };
+
+struct io_op {
+    enum io_op_kind kind;
+    const struct gmem_iov *segments; /* READV, WRITEV */
+    unsigned count;
+    struct io_page *page;            /* page operations */
+    uint32_t offset, len;
+    struct gmem_atomic_op atomic;
+    void *buffer;
+    int64_t result; /* out: bytes (READV, WRITEV) or 0, else a negative errno */
+    uint64_t old;   /* out: an atomic's value before */
+};
+
+/* Carries out ops in order: on a ring as one submission (gmemd consumes and completes a ring's entries in order,
+ * PROTOCOL.md 10), otherwise one call after another. A page operation that finds its GPC stale is redone after a
+ * refresh, in order with the other stale ones. Each op's outcome is in its result. Returns 0, or a negative errno
+ * when the connection or the ring failed. */
+int io_run(struct io *io, struct io_op *ops, unsigned count);
+
+/* For io_batch.c: how many of the segments one READV or WRITEV takes, and their bytes; a GPC made valid again. */
+unsigned io_chunk(const struct io *io, const struct gmem_iov *segments, unsigned count, size_t *bytes);
+int io_page_refresh(struct io *io, struct io_page *page);
+
 /* Counts the GPC invalidation events gmemd sent since the last call (they arrive on the connection). */
 void io_drain_events(struct io *io);
 

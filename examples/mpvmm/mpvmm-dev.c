@@ -35,85 +35,142 @@ static int on_disk(const struct device *d, const struct request *r)
     return r->h.sector < d->disk_size / MPVMM_SECTOR && r->data_len <= d->disk_size - r->h.sector * MPVMM_SECTOR;
 }
 
-/* One READV or WRITEV for the listed requests' segments (data, and for reads the status byte after it); when
- * gmemd refuses the whole list (a guest named memory outside the region), one per request, so that only the
- * guilty ones fail. Sets each request's `ok`. */
-static void transfer(struct device *d, struct request **list, unsigned count, int write, uint8_t *buffer)
+/* After gmemd refused a whole scatter list (the guest named memory outside the region in one of its requests),
+ * the same transfer one request at a time, so that only the guilty ones fail. Sets each request's `ok`. */
+static void retry_each(struct device *d, struct request **list, unsigned count, int write)
 {
-    static struct gmem_iov segments[MPVMM_QUEUE_SIZE * MAX_CHAIN];
-    unsigned n = 0;
-    for (unsigned i = 0; i < count; i++)
-        for (unsigned k = 0; k < list[i]->segment_count; k++)
-            segments[n++] = list[i]->data[k];
-    ssize_t rc = n ? (write ? io_writev(&d->io, segments, n, buffer) : io_readv(&d->io, segments, n, buffer)) : 0;
     for (unsigned i = 0; i < count; i++) {
         struct request *r = list[i];
-        if (rc < 0)
-            r->ok = (write ? io_writev(&d->io, r->data, r->segment_count, r->buffer)
-                           : io_readv(&d->io, r->data, r->segment_count, r->buffer)) >= 0;
-        else
-            r->ok = 1;
+        r->ok = (write ? io_writev(&d->io, r->data, r->segment_count, r->buffer)
+                       : io_readv(&d->io, r->data, r->segment_count, r->buffer)) >= 0;
     }
 }
 
-/* Carries out a batch whose headers are read: every write's data in one READV, then the disk writes, the
- * flushes, the disk reads, and every read's data with its status byte in one WRITEV. Virtio leaves the order of
- * requests in flight to the device; this order also makes a FLUSH cover every write of its batch. */
-void execute(struct device *d, struct request *requests, unsigned count)
+/* Appends the request's segments (data, and for a read its status byte after it) to a scatter list. */
+static void append(struct gmem_iov *list, unsigned *count, const struct request *r)
+{
+    for (unsigned k = 0; k < r->segment_count; k++)
+        list[(*count)++] = r->data[k];
+}
+
+/* Carries out a batch of parsed chains, in three steps of one submission each (on a ring):
+ *   1. every header, and the data of every chain the device is to read (a write's), gathered;
+ *   2. the disk: writes, then flushes (so a FLUSH covers every write of its batch), then reads;
+ *   3. every read's data with its status byte after it, and every other status byte, scattered.
+ * Virtio leaves the order of requests in flight to the device. Returns 0, or a negative errno when the
+ * connection to gmemd failed. */
+int execute(struct device *d, struct request *requests, unsigned count)
 {
     /* Each list's buffers back to back, as its READV or WRITEV carries them. */
     static uint8_t write_buffer[MPVMM_QUEUE_SIZE * MPVMM_MAX_REQUEST];
     static uint8_t read_buffer[MPVMM_QUEUE_SIZE * (MPVMM_MAX_REQUEST + 1)];
+    static struct gmem_iov headers[MPVMM_QUEUE_SIZE], gather[MPVMM_QUEUE_SIZE * MAX_CHAIN],
+        scatter[MPVMM_QUEUE_SIZE * (MAX_CHAIN + 1)], statuses[MPVMM_QUEUE_SIZE];
+    static struct virtio_blk_req_header values[MPVMM_QUEUE_SIZE];
+    uint8_t status_bytes[MPVMM_QUEUE_SIZE];
     struct request *writes[MPVMM_QUEUE_SIZE], *reads[MPVMM_QUEUE_SIZE];
-    unsigned nwrites = 0, nreads = 0;
+    unsigned nheaders = 0, ngather = 0, nscatter = 0, nstatuses = 0, nwrites = 0, nreads = 0;
     size_t written = 0, read = 0;
+
     for (unsigned i = 0; i < count; i++) {
         struct request *r = &requests[i];
-        r->status_value = VIRTIO_BLK_S_IOERR;
-        if (r->malformed || !r->header_read) {
-            r->status_value = r->malformed ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
-        } else if (r->h.type == VIRTIO_BLK_T_OUT && !r->data_writable && on_disk(d, r)) {
+        if (r->malformed)
+            continue;
+        r->header_slot = nheaders;
+        headers[nheaders++] = r->header;
+        if (r->data_count && !r->data_writable) {
             r->buffer = write_buffer + written;
             r->segment_count = r->data_count;
             written += r->data_len;
+            append(gather, &ngather, r);
             writes[nwrites++] = r;
-        } else if (r->h.type == VIRTIO_BLK_T_IN && (r->data_writable || !r->data_count) && on_disk(d, r)) {
-            r->buffer = read_buffer + read;
-            r->data[r->data_count] = r->status; /* the status byte follows the data in the same WRITEV */
-            r->segment_count = r->data_count + 1;
-            read += r->data_len + 1;
-            reads[nreads++] = r;
-        } else if (r->h.type == VIRTIO_BLK_T_FLUSH) {
-            r->status_value = fdatasync(d->disk) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
-            d->flushes++;
-        } else if (r->h.type != VIRTIO_BLK_T_IN && r->h.type != VIRTIO_BLK_T_OUT) {
+        }
+    }
+    struct io_op step1[2] = {
+        { .kind = IO_OP_READV, .segments = headers, .count = nheaders, .buffer = values },
+        { .kind = IO_OP_READV, .segments = gather, .count = ngather, .buffer = write_buffer },
+    };
+    int rc = io_run(&d->io, step1, 2);
+    if (rc < 0)
+        return rc;
+    for (unsigned i = 0; i < count; i++) {
+        struct request *r = &requests[i];
+        if (!r->malformed)
+            r->header_read = step1[0].result >= 0 || io_readv(&d->io, &r->header, 1, &values[r->header_slot]) >= 0;
+        r->h = values[r->header_slot];
+        r->ok = step1[1].result >= 0;
+    }
+    if (step1[1].result < 0)
+        retry_each(d, writes, nwrites, 0);
+
+    for (unsigned i = 0; i < count; i++) {
+        struct request *r = &requests[i];
+        r->status_value = r->malformed ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+        if (r->malformed || !r->header_read)
+            continue;
+        off_t at = (off_t)(r->h.sector * MPVMM_SECTOR);
+        if (r->h.type == VIRTIO_BLK_T_OUT) {
+            if (r->data_count && !r->data_writable && r->ok && on_disk(d, r)
+                && pwrite(d->disk, r->buffer, r->data_len, at) == (ssize_t)r->data_len)
+                r->status_value = VIRTIO_BLK_S_OK;
+            d->writes++;
+        } else if (r->h.type != VIRTIO_BLK_T_IN && r->h.type != VIRTIO_BLK_T_FLUSH) {
             r->status_value = VIRTIO_BLK_S_UNSUPP;
         }
     }
-    transfer(d, writes, nwrites, 0, write_buffer);
-    for (unsigned i = 0; i < nwrites; i++) {
-        struct request *r = writes[i];
-        off_t at = (off_t)(r->h.sector * MPVMM_SECTOR);
-        if (r->ok && pwrite(d->disk, r->buffer, r->data_len, at) == (ssize_t)r->data_len)
-            r->status_value = VIRTIO_BLK_S_OK;
-        d->writes++;
-    }
-    for (unsigned i = 0; i < nreads; i++) {
-        struct request *r = reads[i];
-        off_t at = (off_t)(r->h.sector * MPVMM_SECTOR);
-        r->ok = pread(d->disk, r->buffer, r->data_len, at) == (ssize_t)r->data_len;
-        r->buffer[r->data_len] = r->ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
-    }
-    transfer(d, reads, nreads, 1, read_buffer);
-    for (unsigned i = 0; i < nreads; i++) {
-        struct request *r = reads[i];
-        if (r->ok && r->buffer[r->data_len] == VIRTIO_BLK_S_OK) {
-            r->status_value = VIRTIO_BLK_S_OK;
-            r->status_written = 1;
-            r->used_len = r->data_len + 1;
+    for (unsigned i = 0; i < count; i++) {
+        struct request *r = &requests[i];
+        if (!r->malformed && r->header_read && r->h.type == VIRTIO_BLK_T_FLUSH) {
+            r->status_value = fdatasync(d->disk) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+            d->flushes++;
         }
-        d->reads++;
     }
+    for (unsigned i = 0; i < count; i++) {
+        struct request *r = &requests[i];
+        if (r->malformed || !r->header_read || r->h.type != VIRTIO_BLK_T_IN)
+            continue;
+        d->reads++;
+        r->buffer = read_buffer + read;
+        if ((r->data_writable || !r->data_count) && on_disk(d, r)
+            && pread(d->disk, r->buffer, r->data_len, (off_t)(r->h.sector * MPVMM_SECTOR)) == (ssize_t)r->data_len) {
+            r->buffer[r->data_len] = VIRTIO_BLK_S_OK;
+            r->data[r->data_count] = r->status; /* the status byte follows the data in the same WRITEV */
+            r->segment_count = r->data_count + 1;
+            read += r->data_len + 1;
+            r->scattered = 1;
+            append(scatter, &nscatter, r);
+            reads[nreads++] = r;
+        }
+    }
+    for (unsigned i = 0; i < count; i++) {
+        struct request *r = &requests[i];
+        if (!r->scattered && r->status.len) {
+            statuses[nstatuses] = r->status;
+            status_bytes[nstatuses++] = r->status_value;
+        }
+    }
+    struct io_op step3[2] = {
+        { .kind = IO_OP_WRITEV, .segments = scatter, .count = nscatter, .buffer = read_buffer },
+        { .kind = IO_OP_WRITEV, .segments = statuses, .count = nstatuses, .buffer = status_bytes },
+    };
+    if ((rc = io_run(&d->io, step3, 2)) < 0)
+        return rc;
+    for (unsigned i = 0; i < nreads; i++)
+        reads[i]->ok = step3[0].result >= 0;
+    if (step3[0].result < 0)
+        retry_each(d, reads, nreads, 1);
+    for (unsigned i = 0; i < nreads; i++) {
+        struct request *r = reads[i];
+        r->status_written = r->ok;
+        r->used_len = r->data_len + 1;
+        r->status_value = r->ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+        if (!r->ok) /* its buffer lies outside guest memory; its status byte may not */
+            io_writev(&d->io, &r->status, 1, &r->status_value);
+    }
+    if (step3[1].result < 0) /* one status byte outside guest memory: the others still */
+        for (unsigned i = 0; i < nstatuses; i++)
+            io_writev(&d->io, &statuses[i], 1, &status_bytes[i]);
+    return 0;
 }
 
 static _Noreturn void usage(int status)

@@ -77,78 +77,65 @@ static int parse_chain(const uint8_t *snapshot, const struct queue *q, uint16_t 
 int serve(struct device *d, struct queue *q)
 {
     static uint8_t snapshot[PAGE];
-    struct gmem_atomic_op load = { .kind = GMEM_ATOMIC_LOAD, .size = 2 };
-    uint64_t avail;
+    static struct request requests[MPVMM_QUEUE_SIZE];
     d->batch_phase = -1;
-    /* Acquire: the chains the guest wrote before its release of the index are visible in the snapshot. */
-    int rc = io_page_atomic(&d->io, &q->page, q->avail_offset + offsetof(struct virtq_avail, idx), &load, &avail);
-    if (rc < 0)
+    /* An acquire LOAD of the available index, then one copy of the page into private memory, checked from there
+     * (the guest cannot change what was checked). gmemd carries them out in this order, so the copy holds every
+     * chain the guest published before its release of the index. */
+    struct io_op look[2] = {
+        { .kind = IO_OP_PAGE_ATOMIC, .page = &q->page, .offset = q->avail_offset + offsetof(struct virtq_avail, idx),
+          .atomic = { .kind = GMEM_ATOMIC_LOAD, .size = 2 } },
+        { .kind = IO_OP_PAGE_READ, .page = &q->page, .offset = 0, .len = PAGE, .buffer = snapshot },
+    };
+    int rc = io_run(&d->io, look, 2);
+    if (rc < 0 || (rc = (int)look[0].result) < 0 || (rc = (int)look[1].result) < 0)
         return rc;
-    uint16_t count = (uint16_t)((uint16_t)avail - q->next);
+    uint16_t count = (uint16_t)((uint16_t)look[0].old - q->next);
     if (count == 0)
         return 0;
     if (count > MPVMM_QUEUE_SIZE) {
-        fprintf(stderr, "%s: the guest made %u entries available on a %u-entry queue: queue broken\n", "mpvmm-dev",
-                count, MPVMM_QUEUE_SIZE);
+        fprintf(stderr, "mpvmm-dev: the guest made %u entries available on a %u-entry queue: queue broken\n", count,
+                MPVMM_QUEUE_SIZE);
         q->broken = 1;
         return 0;
     }
-    /* One copy of the page into private memory, checked from there: the guest cannot change what was checked. */
-    if ((rc = io_page_read(&d->io, &q->page, 0, snapshot, PAGE)) < 0)
-        return rc;
     const struct virtq_avail *ring = (const struct virtq_avail *)(snapshot + q->avail_offset);
-    static struct request requests[MPVMM_QUEUE_SIZE];
-    struct gmem_iov headers[MPVMM_QUEUE_SIZE];
-    struct virtio_blk_req_header values[MPVMM_QUEUE_SIZE];
-    unsigned parsed = 0;
-    for (uint16_t k = 0; k < count; k++) {
-        struct request *r = &requests[k];
-        if (parse_chain(snapshot, q, ring->ring[(uint16_t)(q->next + k) % MPVMM_QUEUE_SIZE], r) == 0)
-            headers[parsed++] = r->header;
-    }
-    /* Every header in one READV; if the guest named a bad one, read them one by one. */
-    int all = parsed && io_readv(&d->io, headers, parsed, values) >= 0;
-    for (uint16_t k = 0, h = 0; k < count; k++) {
-        struct request *r = &requests[k];
-        if (r->malformed)
-            continue;
-        r->header_read = all || io_readv(&d->io, &r->header, 1, &values[h]) >= 0;
-        r->h = values[h++];
-    }
-    execute(d, requests, count);
+    for (uint16_t k = 0; k < count; k++)
+        parse_chain(snapshot, q, ring->ring[(uint16_t)(q->next + k) % MPVMM_QUEUE_SIZE], &requests[k]);
+    if ((rc = execute(d, requests, count)) < 0)
+        return rc;
+
     const struct request *first_request = &requests[0];
     if (!first_request->malformed && (first_request->data_len == 4096 || first_request->data_len == MPVMM_MAX_REQUEST))
         d->batch_phase = (first_request->data_len == MPVMM_MAX_REQUEST) * 2 + (first_request->h.type == VIRTIO_BLK_T_IN);
-
-    /* Status bytes not yet written (writes, flushes, failures) in one WRITEV, then the used elements (one or two
-     * runs: the ring wraps), then the used index with a release STORE: the guest sees everything before it. */
-    struct gmem_iov statuses[MPVMM_QUEUE_SIZE];
-    uint8_t status_bytes[MPVMM_QUEUE_SIZE];
     struct virtq_used_elem used[MPVMM_QUEUE_SIZE];
-    unsigned status_count = 0;
     for (uint16_t k = 0; k < count; k++) {
-        struct request *r = &requests[k];
+        const struct request *r = &requests[k];
         d->requests++;
         d->failed += r->status_value != VIRTIO_BLK_S_OK;
         if (r->status_value == VIRTIO_BLK_S_OK)
             d->bytes += r->data_len;
         used[k] = (struct virtq_used_elem){ .id = r->head, .len = r->status_written ? r->used_len : 1 };
-        if (!r->status_written && r->status.len) {
-            statuses[status_count] = r->status;
-            status_bytes[status_count++] = r->status_value;
-        }
     }
-    if (status_count && io_writev(&d->io, statuses, status_count, status_bytes) < 0)
-        for (unsigned i = 0; i < status_count; i++) /* one named a byte outside guest memory: the others still */
-            io_writev(&d->io, &statuses[i], 1, &status_bytes[i]);
+    /* The used elements (one or two runs: the ring wraps), then the used index with a release STORE, in one
+     * submission after the status bytes: the guest sees everything before the index that announces it. */
     uint16_t first = q->next % MPVMM_QUEUE_SIZE;
     uint16_t run = count < MPVMM_QUEUE_SIZE - first ? count : (uint16_t)(MPVMM_QUEUE_SIZE - first);
     uint32_t ring_at = q->used_offset + offsetof(struct virtq_used, ring);
-    if ((rc = io_page_write(&d->io, &q->page, ring_at + first * 8u, used, run * 8u)) < 0)
-        return rc;
-    if (run < count && (rc = io_page_write(&d->io, &q->page, ring_at, used + run, (count - run) * 8u)) < 0)
-        return rc;
     q->next = (uint16_t)(q->next + count);
-    struct gmem_atomic_op store = { .kind = GMEM_ATOMIC_STORE, .size = 2, .value = q->next };
-    return io_page_atomic(&d->io, &q->page, q->used_offset + offsetof(struct virtq_used, idx), &store, NULL);
+    struct io_op publish[3] = {
+        { .kind = IO_OP_PAGE_WRITE, .page = &q->page, .offset = ring_at + first * 8u, .len = run * 8u, .buffer = used },
+        { .kind = IO_OP_PAGE_WRITE, .page = &q->page, .offset = ring_at, .len = (count - run) * 8u, .buffer = used + run },
+        { .kind = IO_OP_PAGE_ATOMIC, .page = &q->page, .offset = q->used_offset + offsetof(struct virtq_used, idx),
+          .atomic = { .kind = GMEM_ATOMIC_STORE, .size = 2, .value = q->next } },
+    };
+    if (run == count)
+        publish[1] = publish[2];
+    unsigned n = run == count ? 2 : 3;
+    if ((rc = io_run(&d->io, publish, n)) < 0)
+        return rc;
+    for (unsigned i = 0; i < n; i++)
+        if (publish[i].result < 0)
+            return (int)publish[i].result;
+    return 0;
 }
