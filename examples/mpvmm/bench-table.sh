@@ -32,9 +32,12 @@ END {
         for (t = 1; t <= 3; t++) {
             key = phases[p] SUBSEP transports[t]
             rate[transports[t]] = median(host[key])
-            batch_us = 16e6 / rate[transports[t]]
+            batch_us = rate[transports[t]] > 0 ? 16e6 / rate[transports[t]] : 0
             printf "%-10s %-7s %6d %12.0f %13.0f %9.1f %14.1f %13.1f\n", phases[p], transports[t], rounds[key], rate[transports[t]], median(guest[key]), median(mb[key]), median(serve[key]), batch_us - median(serve[key])
         }
-        printf "%-10s ring / direct %.2f (target >= 0.3), ring / socket %.2f (target >= 3)\n", phases[p], rate["ring"] / rate["direct"], rate["ring"] / rate["socket"]
+        if (rate["direct"] > 0 && rate["socket"] > 0)
+            printf "%-10s ring / direct %.2f (target >= 0.3), ring / socket %.2f (target >= 3)\n", phases[p], rate["ring"] / rate["direct"], rate["ring"] / rate["socket"]
+        else
+            printf "%-10s no ratios: a transport has no result\n", phases[p]
     }
 }' "$1"

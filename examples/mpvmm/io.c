@@ -37,6 +37,9 @@ int io_open(struct io *io, const char *socket_path, enum io_transport transport)
     int rc = gmem_info(io->gmem, &info);
     if (rc < 0)
         return rc;
+    /* READV, WRITEV and the atomics; a daemon that does not grant them cannot serve this device. */
+    if (!(info.features & GMEM_FEATURE_DEVICE_OPS) || info.max_segments == 0)
+        return -EOPNOTSUPP;
     io->max_segments = info.max_segments;
     if (transport == IO_RING) {
         io->ring = gmem_ring_open(io->gmem, RING_ENTRIES, RING_DATA);

@@ -93,10 +93,12 @@ int io_run(struct io *io, struct io_op *ops, unsigned count)
         return rc;
     /* A page whose GPC a conversion invalidated: refresh it and redo its operations, in their order. Operations
      * on other memory that ran in between did not depend on them (the device orders its steps so). */
+    const struct io_page *refreshed = NULL;
     for (unsigned i = 0; i < count; i++)
         if (ops[i].result == -ESTALE && ops[i].kind >= IO_OP_PAGE_READ) {
-            if ((rc = io_page_refresh(io, ops[i].page)) < 0 && rc != -ESTALE)
+            if (ops[i].page != refreshed && (rc = io_page_refresh(io, ops[i].page)) < 0)
                 return rc;
+            refreshed = ops[i].page;
             run_one(io, &ops[i]);
         }
     return 0;

@@ -98,19 +98,24 @@ void vcpu_create(struct vm *vm, struct vcpu *c, int index)
         DIE("KVM_SET_REGS");
 }
 
-/* The guest asks for its I/O window to change attribute: SET_ATTRIBUTES to gmemd, which invalidates every GPC
- * on those pages (the device's cache of the queue page among them). */
-static int convert_window(struct vcpu *c, uint32_t attributes)
+/* The guest asks for its I/O window (or the clock page) to change attribute: SET_ATTRIBUTES to gmemd, which
+ * invalidates every GPC on those pages (the device's cache of the queue page, or every clock's). */
+static int convert(struct vcpu *c, uint32_t value)
 {
     struct vm *vm = c->vm;
-    if (attributes == 0 && c->index == 0)
+    if (value == 0 && c->index == 0)
         record_maps(vm); /* midway through the run: who maps guest memory now */
-    uint64_t window = MPVMM_WINDOWS + (uint64_t)c->index * MPVMM_WINDOW_SIZE;
+    uint64_t gpa = MPVMM_WINDOWS + (uint64_t)c->index * MPVMM_WINDOW_SIZE, size = MPVMM_IO_SIZE;
+    if (value & 1) {
+        gpa = MPVMM_CLOCK;
+        size = 0x1000;
+    }
     pthread_mutex_lock(&vm->gmem_lock);
-    int rc = gmem_set_attributes(vm->gmem, window, MPVMM_IO_SIZE, attributes == 8 ? 8 : 0);
+    int rc = gmem_set_attributes(vm->gmem, gpa, size, value & 8);
     pthread_mutex_unlock(&vm->gmem_lock);
     if (rc < 0) {
-        fprintf(stderr, "mpvmm-vcpu %d: SET_ATTRIBUTES of its window: %s\n", c->index, strerror(-rc));
+        fprintf(stderr, "mpvmm-vcpu %d: SET_ATTRIBUTES of 0x%llx: %s\n", c->index, (unsigned long long)gpa,
+                strerror(-rc));
         return -1;
     }
     atomic_fetch_add(&vm->conversions, 1);
@@ -131,7 +136,7 @@ static int handle_io(struct vcpu *c)
     case MPVMM_PORT_KICK:
         return device_kick(c->vm, (uint8_t)c->index);
     case MPVMM_PORT_CONVERT:
-        return convert_window(c, value);
+        return convert(c, value);
     case MPVMM_PORT_MARK:
         if (value <= MPVMM_PHASES)
             c->marks[value] = mpvmm_now_ns();

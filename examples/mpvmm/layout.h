@@ -28,7 +28,8 @@
 /* ---- Ports (one 32-bit OUT each) ------------------------------------------------------------------------- */
 
 #define MPVMM_PORT_KICK 0x10u    /* notify the device of the vCPU's queue; returns once the device answered */
-#define MPVMM_PORT_CONVERT 0x11u /* convert the vCPU's I/O window: value 0 to shared, 8 back to private */
+#define MPVMM_PORT_CONVERT 0x11u /* value 0: the vCPU's I/O window to shared, 8: back to private; value | 1: the
+                                   clock page instead */
 #define MPVMM_PORT_MARK 0x12u    /* a benchmark phase begins (value: the phase) or ends (MPVMM_PHASES) */
 #define MPVMM_PORT_DEBUG 0xe9u   /* one character of the result line */
 #define MPVMM_PORT_VERDICT 0xf4u /* 0 pass, else fail; the vCPU then halts */

@@ -42,11 +42,13 @@ static int update(struct gmem *g, const struct clock *c)
 {
     uint64_t version, now = mpvmm_now_ns();
     int rc = add_to_version(g, c, &version);
-    if (rc == 0 && version % 2 == 0)
-        rc = gmem_gpc_write(g, c->handle, offsetof(struct mpvmm_clock, ns), &now, sizeof now);
-    /* Even again; also after a previous update that went stale half way, which left the version odd. */
+    /* Odd before: an update that went stale half way left it so, and this add closed it; open a new one. */
+    if (rc == 0 && version % 2)
+        rc = add_to_version(g, c, &version);
     if (rc == 0)
-        rc = add_to_version(g, c, NULL);
+        rc = gmem_gpc_write(g, c->handle, offsetof(struct mpvmm_clock, ns), &now, sizeof now);
+    if (rc == 0)
+        rc = add_to_version(g, c, NULL); /* even again: the time is complete */
     return rc;
 }
 
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
     printf("mpvmm-clock: %lu updates of %ld clocks on one page through %ld GPCs, %lu refreshes; guest memory in "
            "this process's maps: %s\n",
            updates, vcpus, vcpus, refreshes, mapped == 0 ? "none" : mapped > 0 ? "YES" : "unknown");
+    for (long i = 0; i < vcpus; i++)
+        gmem_gpc_deactivate(g, clocks[i].handle);
     gmem_close(g);
     return mapped == 0 ? 0 : 1;
 }

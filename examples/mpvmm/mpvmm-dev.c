@@ -219,11 +219,12 @@ int main(int argc, char **argv)
     uint8_t index;
     while (recv((int)kick, &index, 1, 0) == 1) {
         struct queue *q = index < MPVMM_MAX_VCPUS ? &d.queues[index] : NULL;
-        if (q && !q->ready && (rc = queue_setup(&d, q, index)) < 0) {
+        if (q && !q->ready && !q->broken && (rc = queue_setup(&d, q, index)) < 0) {
             fprintf(stderr, "%s: setting up queue %u: %s\n", program, index, strerror(-rc));
             q->broken = 1;
         }
         uint64_t start = mpvmm_now_ns();
+        d.batch_phase = -1;
         if (q && q->ready && !q->broken && (rc = serve(&d, q)) < 0) {
             fprintf(stderr, "%s: serving queue %u: %s\n", program, index, strerror(-rc));
             return 1;

@@ -60,6 +60,24 @@ static void start_device(struct vm *vm)
     vm->kick = pair[0];
 }
 
+/* Waits (up to 5 s) until gmemd has retired every connection beyond `count` and every ring: a dead device's
+ * requests already inside gmemd must not land after its successor has served (a late used index would go back). */
+static void wait_for_connections(struct vm *vm, uint64_t count)
+{
+    for (int tries = 0; tries < 500; tries++) {
+        uint64_t connections = 0, rings = 0;
+        pthread_mutex_lock(&vm->gmem_lock);
+        int rc = gmem_stat(vm->gmem, "connections", &connections);
+        if (rc == 0)
+            rc = gmem_stat(vm->gmem, "rings_active", &rings);
+        pthread_mutex_unlock(&vm->gmem_lock);
+        if (rc < 0 || (connections <= count && rings == 0))
+            return;
+        usleep(10000);
+    }
+    fprintf(stderr, "%s: gmemd still counts the dead device's connection after 5 s\n", program);
+}
+
 int device_kick(struct vm *vm, uint8_t index)
 {
     uint8_t answer = 0;
@@ -74,6 +92,7 @@ int device_kick(struct vm *vm, uint8_t index)
         waitpid(vm->device_pid, NULL, 0);
         close(vm->kick);
         printf("mpvmm: killed the device process (SIGKILL) during kick %u; restarting it\n", kick);
+        wait_for_connections(vm, vm->connections_without_device);
         start_device(vm);
         vm->device_restarts++;
         ok = send(vm->kick, &index, 1, 0) == 1;
@@ -249,6 +268,9 @@ int main(int argc, char **argv)
     config->rounds = (uint32_t)(rounds ? rounds : bench ? 200 : 40);
 
     int clock_control = start_clock(&vm, clock, socket_path, vcpus);
+    /* gmemd's connections without the device: this process's and the clock's (others may be open too). */
+    if ((rc = gmem_stat(vm.gmem, "connections", &vm.connections_without_device)) < 0)
+        mpvmm_die_gmem(program, "STATS", rc);
     char *device_args[] = { "--socket", (char *)socket_path, "--transport", (char *)transport, "--disk",
                             (char *)disk, NULL };
     vm.device_program = device;

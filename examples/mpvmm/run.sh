@@ -83,23 +83,30 @@ else
     bash "$here/bench-table.sh" "$dir/bench"
 fi
 
+# The checks after the run report every failure rather than stop at the first.
+set +e
 ctl() { "$gmemctl" --socket "$dir/gmemd.sock" "$@"; }
-echo "==> gmemd after the run"
-ctl stats | grep -E "^(protect_calls|gpc_activations|gpc_active|gpc_invalidations|rings_active) " | sed 's/^/    /'
 stat() { ctl stats | awk -v name="$1" '$1 == name { print $2 }'; }
-if [ "$(stat gpc_active)" != 0 ]; then
-    echo "mpvmm: FAIL: GPCs are still active after every client left" >&2
-    status=1
-fi
+fail() { echo "mpvmm: FAIL: $*" >&2; status=1; }
+# gmemd retires a closed connection (its GPCs, its rings) asynchronously: give it up to 5 s.
+for _ in $(seq 100); do
+    [ "$(stat gpc_active)" = 0 ] && [ "$(stat connections)" = 1 ] && break
+    sleep 0.05
+done
+echo "==> gmemd after the run"
+ctl stats >"$dir/stats" || fail "gmemctl stats failed"
+grep -E "^(protect_calls|gpc_activations|gpc_active|gpc_invalidations|connections|rings_active) " "$dir/stats" |
+    sed 's/^/    /'
+active=$(stat gpc_active) invalidations=$(stat gpc_invalidations)
+[ "${active:-x}" = 0 ] || fail "GPCs are still active (${active:-unknown}) after every client left"
 hostile=0
 case " ${args[*]-} " in *" --hostile "*) hostile=1 ;; esac
-if [ $bench = 0 ] && [ $hostile = 0 ] && [ "$(stat gpc_invalidations)" -lt 2 ]; then
-    echo "mpvmm: FAIL: the guest's conversions invalidated no GPC" >&2
-    status=1
+if [ $bench = 0 ] && [ $hostile = 0 ] && [ "${invalidations:-0}" -lt 2 ]; then
+    fail "the guest's conversions invalidated no GPC (gpc_invalidations ${invalidations:-unknown})"
 fi
 # Every page of the region: gmemd's page map (nothing may be held now) against the protection /proc/PID/maps of
 # gmemd shows for that page (accessible exactly when shared).
-pages=$(ctl pages 0 $((32 * 256)) --no-legend)
+pages=$(ctl pages 0 $((32 * 256)) --no-legend) || fail "gmemctl pages failed"
 echo "$pages" | tail -1 | sed 's/^/    /'
 if ! echo "$pages" | grep '^0x' | sed 's/^[^ ]* //; s/ //g' | tr -d '\n' |
     awk -v maps=/proc/$pid/maps '
@@ -122,11 +129,14 @@ if ! echo "$pages" | grep '^0x' | sed 's/^[^ ]* //; s/ //g' | tr -d '\n' |
             if (c != "." && c != "s") { printf "page %d is %s after the run (held or inconsistent)\n", i, c; bad++ }
             else if ((c == "s") != readable[i]) { printf "page %d is %s but %s in /proc/PID/maps\n", i, c, readable[i] ? "accessible" : "inaccessible"; bad++ }
         }
-        print length($0) " pages agree with gmemd'"'"'s /proc/PID/maps" > "/dev/stderr"
+        pages = length($0)
+    }
+    END {
+        if (pages == 0) { print "no page map to check"; exit 1 }
+        if (!bad) print pages " pages agree with gmemd'"'"'s /proc/PID/maps"
         exit (bad > 0)
     }' 2>&1 | sed 's/^/    /'; then
-    echo "mpvmm: FAIL: a page's state and gmemd's mapping disagree" >&2
-    status=1
+    fail "a page's state and gmemd's mapping disagree"
 fi
 if [ $status -ne 0 ]; then
     echo "==> gmemd's log"

@@ -30,6 +30,7 @@ struct vm {
     int kick;
     unsigned kill_device_after; /* SIGKILL the device during this kick (counted from 1); 0: never */
     unsigned device_restarts;
+    uint64_t connections_without_device; /* gmemd's STATS connections before the device started */
 
     pid_t clock_pid;
     int maps_device, maps_clock; /* mpvmm_maps_guest_memory() of each while the guest ran, the highest seen;

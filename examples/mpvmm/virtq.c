@@ -40,7 +40,9 @@ int queue_setup(struct device *d, struct queue *q, unsigned index)
     return 0;
 }
 
-/* Walks one chain in the private snapshot: header (readable, 16 bytes), data, status (writable, last). */
+/* Walks one chain in the private snapshot: header (readable, 16 bytes), data, status (writable, last). A chain
+ * that breaks a rule is malformed; its status byte is known (and answered UNSUPP) only if the rule broken was one
+ * about its data. */
 static int parse_chain(const uint8_t *snapshot, const struct queue *q, uint16_t head, struct request *r)
 {
     const struct virtq_desc *table = (const struct virtq_desc *)(snapshot + q->desc_offset);
@@ -64,10 +66,11 @@ static int parse_chain(const uint8_t *snapshot, const struct queue *q, uint16_t 
         if (i > 1 && writable != r->data_writable)
             return -1; /* one direction per request */
         r->data_writable = writable;
+        /* Each length is checked before it is added: two lengths the guest chose must not wrap the sum. */
+        if (chain[i].len > MPVMM_MAX_REQUEST - r->data_len)
+            return -1;
         r->data[r->data_count++] = (struct gmem_iov){ chain[i].addr, chain[i].len };
         r->data_len += chain[i].len;
-        if (r->data_len > MPVMM_MAX_REQUEST)
-            return -1;
     }
     r->malformed = 0;
     return 0;

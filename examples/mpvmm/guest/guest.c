@@ -223,6 +223,11 @@ static void run_test(struct queue *q, uint32_t index, uint32_t rounds, uint8_t *
             out32(MPVMM_PORT_CONVERT, 0); /* the window to shared: the device's cached queue page goes stale */
         if (r == rounds * 3 / 4)
             out32(MPVMM_PORT_CONVERT, 8); /* and back to private */
+        /* vCPU 0 does the same to the clock page: every clock's cache goes stale, in the middle of updates. */
+        if (index == 0 && r == rounds / 2 + 1)
+            out32(MPVMM_PORT_CONVERT, 1);
+        if (index == 0 && r == rounds * 3 / 4 + 1)
+            out32(MPVMM_PORT_CONVERT, 9);
         unsigned n = 1 + r % 8;
         uint64_t sector = area + (r * 97) % 1536;
         for (unsigned j = 0; j < n; j++) {
@@ -250,8 +255,9 @@ enum { OUTSIDE = 0x7ff00000 }; /* far past the region's end: gmemd refuses it wi
 /* One batch of broken requests next to good ones: the device must answer each as the rules say, and go on. */
 static void run_hostile(struct queue *q, uint32_t index, uint8_t *data)
 {
+    enum { BROKEN = 10 };
     uint64_t sector = (uint64_t)index * (MPVMM_DISK_AREA / MPVMM_SECTOR);
-    for (unsigned j = 0; j < 7; j++) {
+    for (unsigned j = 0; j < BROKEN; j++) {
         q->headers[j] = (struct virtio_blk_req_header){ .type = VIRTIO_BLK_T_OUT, .sector = sector + j };
         q->status[j] = 0xff;
         unsigned d = j * 4;
@@ -267,25 +273,37 @@ static void run_hostile(struct queue *q, uint32_t index, uint8_t *data)
     q->desc[17].next = 200;                    /* 4: an index past the table */
     q->headers[5].type = VIRTIO_BLK_T_IN;      /* 5: a read into a buffer the device may not write */
     q->desc[26].addr = OUTSIDE;                /* 6: a status byte outside guest memory */
+    q->desc[30].flags = 0;                     /* 7: a last descriptor the device may not write */
+    put_desc(q, 34, (uintptr_t)data, 0xffff0000u, VIRTQ_DESC_F_NEXT); /* 8: lengths whose 32-bit sum wraps */
+    q->desc[33].len = 0x10000;
+    put_desc(q, 35, (uintptr_t)&q->status[8], 1, VIRTQ_DESC_F_WRITE);
+    q->desc[35].next = 0;
+    q->headers[9].type = 7;                    /* 9: a request type virtio-blk does not have */
     barrier();
     uint16_t used_before = q->used->idx;
-    q->next_avail = (uint16_t)(q->next_avail + 7);
+    q->next_avail = (uint16_t)(q->next_avail + BROKEN);
     q->avail->idx = q->next_avail;
     out32(MPVMM_PORT_KICK, 0);
     if (q->used->idx != q->next_avail)
         verdict(1, "guest: the device did not use every broken request\n");
-    static const uint8_t expected[7] = { VIRTIO_BLK_S_OK, 0xff, 0xff, VIRTIO_BLK_S_IOERR, 0xff, VIRTIO_BLK_S_IOERR,
-                                         0xff };
+    /* 0xff: the status byte was not touched. */
+    static const uint8_t expected[BROKEN] = { VIRTIO_BLK_S_OK, 0xff, 0xff, VIRTIO_BLK_S_IOERR, 0xff,
+                                              VIRTIO_BLK_S_IOERR, 0xff, 0xff, VIRTIO_BLK_S_UNSUPP,
+                                              VIRTIO_BLK_S_UNSUPP };
     uint32_t seen = 0;
-    for (unsigned k = 0; k < 7; k++) {
-        uint32_t j = q->used->ring[(uint16_t)(used_before + k) % MPVMM_QUEUE_SIZE].id / 4;
+    for (unsigned k = 0; k < BROKEN; k++) {
+        volatile struct virtq_used_elem *e = &q->used->ring[(uint16_t)(used_before + k) % MPVMM_QUEUE_SIZE];
+        uint32_t j = e->id / 4;
         seen |= 1u << j;
-        if (j >= 7 || q->status[j] != expected[j])
-            verdict(1, "guest: a broken request got the wrong answer\n");
+        if (j >= BROKEN || q->status[j] != expected[j] || e->len != 1) {
+            print("guest: broken request ");
+            print_u32(j);
+            verdict(1, " got the wrong answer\n");
+        }
     }
-    if (seen != 0x7f)
+    if (seen != (1u << BROKEN) - 1)
         verdict(1, "guest: a broken request was not used exactly once\n");
-    q->requests += 7;
+    q->requests += BROKEN;
 
     /* The queue still works. */
     struct request requests[MPVMM_BATCH];
