@@ -18,7 +18,7 @@ struct vm {
     size_t run_size;
     uint8_t *memory; /* the guest memfd, mapped: this process stands in for KVM */
     uint64_t size;
-    struct gmem *gmem;         /* this process's own connection: conversions only */
+    struct gmem *gmem;         /* this process's own connection: conversions and STATS */
     pthread_mutex_t gmem_lock; /* a struct gmem serves one thread at a time (gmem.h) */
 
     /* The device process and its kick socket. The lock keeps one kick in flight (the device answers in order)
