@@ -33,6 +33,7 @@ struct vm {
     uint64_t connections_without_device; /* gmemd's STATS connections before the device started */
 
     pid_t clock_pid;
+    int clock_page_refs; /* the clock page's reference count in gmemd after the first kick (one GPC per vCPU) */
     int maps_device, maps_clock; /* mpvmm_maps_guest_memory() of each while the guest ran, the highest seen;
                                     -2 unread (under device_lock) */
     atomic_uint kicks, conversions;
