@@ -93,6 +93,12 @@ int device_kick(struct vm *vm, uint8_t index)
         close(vm->kick);
         printf("mpvmm: killed the device process (SIGKILL) during kick %u; restarting it\n", kick);
         wait_for_connections(vm, vm->connections_without_device);
+        /* The dead device's GPCs are gone with its connection: only the clock's remain. */
+        pthread_mutex_lock(&vm->gmem_lock);
+        int rc = gmem_stat(vm->gmem, "gpc_active", &vm->gpcs_after_kill);
+        pthread_mutex_unlock(&vm->gmem_lock);
+        printf("mpvmm: gmemd after the kill: %llu GPCs active (the clock's %u)\n",
+               rc == 0 ? (unsigned long long)vm->gpcs_after_kill : 0ull, vm->vcpus);
         start_device(vm);
         vm->device_restarts++;
         ok = send(vm->kick, &index, 1, 0) == 1;
@@ -249,7 +255,7 @@ int main(int argc, char **argv)
     device = device ? device : beside_self("mpvmm-dev");
     clock = clock ? clock : beside_self("mpvmm-clock");
 
-    struct vm vm = { .gmem_lock = PTHREAD_MUTEX_INITIALIZER, .device_lock = PTHREAD_MUTEX_INITIALIZER,
+    struct vm vm = { .gmem_lock = PTHREAD_MUTEX_INITIALIZER, .device_lock = PTHREAD_MUTEX_INITIALIZER, .vcpus = vcpus,
                      .maps_device = -2, .maps_clock = -2, .kill_device_after = (unsigned)kill_after };
     vm.gmem = gmem_connect(socket_path);
     if (!vm.gmem)
@@ -316,7 +322,11 @@ int main(int argc, char **argv)
     int maps_ok = maps_self == 1 && vm.maps_device == device_may_map && vm.maps_clock == 0;
     printf("mpvmm: the clock page's references in gmemd while the guest ran: %d (one GPC per vCPU: at least %d expected)\n",
            vm.clock_page_refs, vcpus);
-    int refs_ok = vm.clock_page_refs >= vcpus; /* an update in flight may hold one more for a moment */
+    int refs_ok = vm.clock_page_refs >= vcpus;
+    if (vm.device_restarts && vm.gpcs_after_kill != (uint64_t)vcpus) {
+        fprintf(stderr, "%s: FAIL: the dead device's GPCs outlived it\n", program);
+        refs_ok = 0;
+    } /* an update in flight may hold one more for a moment */
     for (int i = 0; bench && i < vcpus; i++)
         print_bench(&cpus[i], config, transport);
     int disk_ok = bench || hostile || check_disk(disk, vcpus);

@@ -31,6 +31,8 @@ struct vm {
     unsigned kill_device_after; /* SIGKILL the device during this kick (counted from 1); 0: never */
     unsigned device_restarts;
     uint64_t connections_without_device; /* gmemd's STATS connections before the device started */
+    uint64_t gpcs_after_kill;            /* gmemd's gpc_active once it retired a killed device */
+    unsigned vcpus;
 
     pid_t clock_pid;
     int clock_page_refs; /* the clock page's reference count in gmemd after the first kick (one GPC per vCPU) */
