@@ -119,6 +119,21 @@ static void put_desc(struct queue *q, unsigned i, uint64_t addr, uint32_t len, u
     q->desc[i].next = (uint16_t)(i + 1);
 }
 
+/* Publishes the n chains written after the last batch with one release of avail->idx and kicks once. The kick
+ * returns once the device has answered, so every chain must be used by now. Returns the used index before them. */
+static uint16_t publish_and_kick(struct queue *q, unsigned n)
+{
+    barrier(); /* the chains before the index that publishes them (a release store on x86) */
+    uint16_t used_before = q->used->idx;
+    q->next_avail = (uint16_t)(q->next_avail + n);
+    q->avail->idx = q->next_avail;
+    out32(MPVMM_PORT_KICK, 0);
+    if (q->used->idx != q->next_avail)
+        verdict(1, "guest: the device did not use every request it was kicked for\n");
+    barrier(); /* the used index before the elements it publishes */
+    return used_before;
+}
+
 /* Makes n requests available with one release of avail->idx, kicks once, and checks every completion. */
 static void submit(struct queue *q, const struct request *requests, unsigned n)
 {
@@ -141,16 +156,7 @@ static void submit(struct queue *q, const struct request *requests, unsigned n)
         q->desc[d].next = 0;
         q->avail->ring[(uint16_t)(q->next_avail + j) % MPVMM_QUEUE_SIZE] = (uint16_t)(j * 4);
     }
-    barrier(); /* the chains before the index that publishes them (a release store on x86) */
-    uint16_t used_before = q->used->idx;
-    q->next_avail = (uint16_t)(q->next_avail + n);
-    q->avail->idx = q->next_avail;
-    out32(MPVMM_PORT_KICK, 0);
-
-    /* The kick returns once the device has answered, so every request must be used by now. */
-    if (q->used->idx != q->next_avail)
-        verdict(1, "guest: the device did not use every request it was kicked for\n");
-    barrier(); /* the used index before the elements it publishes */
+    uint16_t used_before = publish_and_kick(q, n);
     uint32_t seen = 0;
     for (unsigned k = 0; k < n; k++) {
         volatile struct virtq_used_elem *e = &q->used->ring[(uint16_t)(used_before + k) % MPVMM_QUEUE_SIZE];
@@ -279,13 +285,7 @@ static void run_hostile(struct queue *q, uint32_t index, uint8_t *data)
     put_desc(q, 35, (uintptr_t)&q->status[8], 1, VIRTQ_DESC_F_WRITE);
     q->desc[35].next = 0;
     q->headers[9].type = 7;                    /* 9: a request type virtio-blk does not have */
-    barrier();
-    uint16_t used_before = q->used->idx;
-    q->next_avail = (uint16_t)(q->next_avail + BROKEN);
-    q->avail->idx = q->next_avail;
-    out32(MPVMM_PORT_KICK, 0);
-    if (q->used->idx != q->next_avail)
-        verdict(1, "guest: the device did not use every broken request\n");
+    uint16_t used_before = publish_and_kick(q, BROKEN);
     /* 0xff: the status byte was not touched. */
     static const uint8_t expected[BROKEN] = { VIRTIO_BLK_S_OK, 0xff, 0xff, VIRTIO_BLK_S_IOERR, 0xff,
                                               VIRTIO_BLK_S_IOERR, 0xff, 0xff, VIRTIO_BLK_S_UNSUPP,
