@@ -99,6 +99,9 @@ let package = Package(
                 "GmemCore", "GmemProtocol", "GmemCommandLine", "GmemTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // Only for the raw-nio diagnostic baseline.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import GmemProtocol
 import GmemTesting
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -18,6 +19,18 @@ final class RawServer: @unchecked Sendable {
         /// Event loops like the daemon's shape (one per core): epoll_wait, then one read and one write per ready
         /// connection. A diagnostic: what an event-loop server costs over plain blocking threads.
         case epoll
+        /// SwiftNIO event loops (one per core) with a single handler: a diagnostic, the floor of any NIO server.
+        case nio
+
+        /// How reports name the baseline.
+        var label: String { self == .threads ? "raw" : "raw-\(self.rawValue)" }
+        var summary: String {
+            switch self {
+            case .threads: "thread per connection"
+            case .epoll: "epoll loops"
+            case .nio: "SwiftNIO event loops"
+            }
+        }
     }
 
     let socketPath: String
@@ -30,6 +43,7 @@ final class RawServer: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var acceptThread: PosixThread?
     private var loops: [EpollLoop] = []
+    private var nioGroup: MultiThreadedEventLoopGroup?
     private var nextLoop = 0
 
     init(
@@ -74,12 +88,19 @@ final class RawServer: @unchecked Sendable {
     /// Starts accepting on a background thread.
     func start() throws {
         try self.startLoops()
+        if self.mode == .nio { return }
         self.acceptThread = try PosixThread(stackSize: 256 << 10) { [self] in self.acceptLoop() }
     }
 
     /// Stops accepting and removes the socket file. Connection threads end as their clients hang up.
     func stop() {
         guard !self.stopping.exchange(true, ordering: .relaxed) else { return }
+        if let group = self.nioGroup {
+            // NIO owns the listening socket and closes it.
+            try? group.syncShutdownGracefully()
+            unlink(self.socketPath)
+            return
+        }
         shutdown(self.listenFD, Int32(SHUT_RDWR))
         self.acceptThread?.join()
         close(self.listenFD)
@@ -89,10 +110,14 @@ final class RawServer: @unchecked Sendable {
     /// Serves until stopped (for the `raw-server` command).
     func serveForever() throws {
         try self.startLoops()
+        if self.mode == .nio {
+            while true { pause() }
+        }
         self.acceptLoop()
     }
 
     private func startLoops() throws {
+        if self.mode == .nio, self.nioGroup == nil { self.nioGroup = try self.startNIO(listenFD: self.listenFD) }
         guard self.mode == .epoll, self.loops.isEmpty else { return }
         let count = max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
         for _ in 0..<count { self.loops.append(try EpollLoop(server: self)) }
@@ -247,9 +272,16 @@ struct RawServerCommand: ParsableCommand {
     )
     var epoll = false
 
+    @Flag(help: "Serve from SwiftNIO event loops with one minimal handler: a diagnostic baseline.")
+    var nio = false
+
+    func validate() throws {
+        if self.epoll && self.nio { throw ValidationError("choose one of --epoll and --nio") }
+    }
+
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        let mode: RawServer.Mode = self.epoll ? .epoll : .threads
+        let mode: RawServer.Mode = self.epoll ? .epoll : self.nio ? .nio : .threads
         let server = try RawServer(
             socketPath: self.socket,
             size: Int(self.size.bytes),
@@ -257,7 +289,7 @@ struct RawServerCommand: ParsableCommand {
             mode: mode
         )
         warn(
-            "raw-server: listening on \(self.socket) (\(self.size), \(self.epoll ? "epoll loops" : "thread per connection"))"
+            "raw-server: listening on \(self.socket) (\(self.size), \(mode.summary))"
         )
         try server.serveForever()
     }

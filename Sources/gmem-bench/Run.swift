@@ -33,6 +33,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "With --raw: serve from epoll event loops (one per core) instead of a thread per connection.")
     var rawEpoll = false
 
+    @Flag(help: "With --raw: serve from SwiftNIO event loops with one minimal handler (a diagnostic baseline).")
+    var rawNio = false
+
     @Option(help: "The gmemd executable for --spawn (default: next to gmem-bench).")
     var gmemd: String?
 
@@ -88,7 +91,10 @@ struct RunCommand: ParsableCommand {
         if self.raw && ![.ping, .read].contains(self.op) {
             throw ValidationError("the raw server only serves ping and read")
         }
-        if self.rawEpoll && !self.raw { throw ValidationError("--raw-epoll goes with --raw") }
+        if (self.rawEpoll || self.rawNio) && !self.raw {
+            throw ValidationError("--raw-epoll and --raw-nio go with --raw")
+        }
+        if self.rawEpoll && self.rawNio { throw ValidationError("choose one of --raw-epoll and --raw-nio") }
         // The raw server writes replies with blocking writes: with big PINGs pipelined, it would wait for the
         // client to read while the client waits for it to read. Keep the pipelined request bytes under the
         // socket buffer.
@@ -96,6 +102,8 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--raw with pipelined PINGs needs depth x (16 + payload) <= 128 KiB")
         }
     }
+
+    private var rawMode: RawServer.Mode { self.rawEpoll ? .epoll : self.rawNio ? .nio : .threads }
 
     func run() throws {
         warnIfDebug(allow: self.allowDebug)
@@ -123,13 +131,13 @@ struct RunCommand: ParsableCommand {
             let server = try RawServer(
                 socketPath: directory + "/raw.sock",
                 size: Int(rawSize.bytes),
-                mode: self.rawEpoll ? .epoll : .threads
+                mode: self.rawMode
             )
             try server.start()
             rawServer = server
             socketPath = server.socketPath
             target =
-                "raw baseline server (in-process, \(self.rawEpoll ? "epoll loops" : "thread per connection"), \(rawSize))"
+                "raw baseline server (in-process, \(self.rawMode.summary), \(rawSize))"
         } else {
             socketPath = self.socket!
             target = "gmemd at \(socketPath)"
@@ -141,7 +149,7 @@ struct RunCommand: ParsableCommand {
         }
 
         let spec = LoadSpec(
-            label: self.raw ? (self.rawEpoll ? "raw-epoll" : "raw") : "gmemd",
+            label: self.raw ? self.rawMode.label : "gmemd",
             socketPath: socketPath,
             operation: self.op,
             payload: Int(self.payload.bytes),

@@ -22,6 +22,10 @@ extension SuiteRun {
             try rawEpoll.start()
             defer { rawEpoll.stop() }
             let e = rawEpoll.socketPath
+            let rawNIO = try RawServer(socketPath: directory + "/raw-nio.sock", size: 64 << 20, mode: .nio)
+            try rawNIO.start()
+            defer { rawNIO.stop() }
+            let n = rawNIO.socketPath
             let (daemon, _) = try self.spawn(Self.baseArguments)
             defer { daemon.stop() }
             let r = raw.socketPath
@@ -39,6 +43,8 @@ extension SuiteRun {
                 (self.spec("gmemd READ 64K 1x1 hot", g, .read, payload: 64 << 10), .latency),
                 (self.spec("gmemd GPC_READ 1x1 hot", g, .gpcRead), .latency),
                 (self.spec("raw READ 1x1", r, .read), .latency),
+                (self.spec("raw-nio PING 1x1 (diagnostic)", n, .ping), .latency),
+                (self.spec("raw-nio READ 64K 1x1 (diagnostic)", n, .read, payload: 64 << 10), .latency),
             ])
             let rawPing = results[0]
             let ping = results[2]
@@ -49,6 +55,9 @@ extension SuiteRun {
             let rawRead64K = results[7]
             let read64K = results[8]
             let gpcRead = results[9]
+            let rawEpollPing = results[1]
+            let nioPing = results[11]
+            let nioRead64K = results[12]
             if daemon.status() == nil { throw BenchError("gmemd died: \(daemon.logTail())") }
             if read.pagePrivate == false {
                 self.log("WARNING: the hot page is not private; targets 3-6 are about private pages")
@@ -100,6 +109,14 @@ extension SuiteRun {
                 limit: 0.7,
                 atMost: false,
                 latency: false
+            )
+            // What the transport alone costs: the same answers from a hand-written epoll loop and from the
+            // smallest SwiftNIO server. Rows 1 and 5b cannot beat the second.
+            self.log(
+                "diagnostic floors (p50 / raw): epoll loop PING \(fixed(rawEpollPing.p50 / rawPing.p50, 3)), "
+                    + "minimal SwiftNIO server PING \(fixed(nioPing.p50 / rawPing.p50, 3)) and READ 64K "
+                    + "\(fixed(nioRead64K.p50 / rawRead64K.p50, 3)); gmemd over that NIO floor: PING "
+                    + "\(fixed(ping.p50 / nioPing.p50, 3)), READ 64K \(fixed(read64K.p50 / nioRead64K.p50, 3))"
             )
             let calls64K = read64K.protectCallsPerOp ?? .nan
             self.addAbsolute(
