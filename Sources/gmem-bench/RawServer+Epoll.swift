@@ -47,14 +47,13 @@ private final class EpollConnection {
     let buffer: UnsafeMutableRawBufferPointer
     var start = 0
     var end = 0
-    var decoder: FrameDecoder
-    var greeted = false
+    var session: RawSession
     var out: [UInt8] = []
 
     init(fd: Int32, maxPayload: Int) {
         self.fd = fd
         self.buffer = .allocate(byteCount: FrameHeader.size + maxPayload + (64 << 10), alignment: 64)
-        self.decoder = FrameDecoder(maxPayload: maxPayload)
+        self.session = RawSession(maxPayload: maxPayload)
     }
 
     deinit {
@@ -135,27 +134,15 @@ final class EpollLoop: @unchecked Sendable {
         if count < 0 { return errno == EAGAIN || errno == EINTR }
         if count == 0 { return false }
         connection.end += count
-        frames: while true {
-            let pending = UnsafeRawBufferPointer(rebasing: connection.buffer[connection.start..<connection.end])
-            switch connection.decoder.decodeNext(pending) {
-            case .needMoreBytes:
-                break frames
-            case .badLength(let header):
-                Reply.encodeError(replyingTo: header, .messageTooLong, into: &connection.out)
-                try? UnixSocket.writeAll(connection.fd, connection.out)
-                return false
-            case .frame(let header):
-                let length = Int(header.length)
-                let payload = UnsafeRawBufferPointer(rebasing: pending[FrameHeader.size..<length])
-                connection.start += length
-                if !connection.greeted && header.opcode != .hello {
-                    Reply.encodeError(replyingTo: header, .protocolError, into: &connection.out)
-                    try? UnixSocket.writeAll(connection.fd, connection.out)
-                    return false
-                }
-                connection.greeted = true
-                self.server.answer(header, payload, into: &connection.out)
-            }
+        let served = connection.session.answerFrames(
+            UnsafeRawBufferPointer(rebasing: connection.buffer[connection.start..<connection.end]),
+            server: self.server,
+            into: &connection.out
+        )
+        connection.start += served.consumed
+        if served.mustClose {
+            try? UnixSocket.writeAll(connection.fd, connection.out)
+            return false
         }
         if connection.start == connection.end {
             connection.start = 0

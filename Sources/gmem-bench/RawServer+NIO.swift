@@ -13,15 +13,14 @@ final class RawNIOHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let server: RawServer
-    private var decoder: FrameDecoder
+    private var session: RawSession
     /// Bytes of a frame split across reads.
     private var partial: ByteBuffer?
-    private var greeted = false
     private var out: [UInt8] = []
 
     init(server: RawServer) {
         self.server = server
-        self.decoder = FrameDecoder(maxPayload: server.maxPayload)
+        self.session = RawSession(maxPayload: server.maxPayload)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -31,39 +30,20 @@ final class RawNIOHandler: ChannelInboundHandler {
             incoming = partial
             self.partial = nil
         }
-        var close = false
-        let consumed = incoming.withUnsafeReadableBytes { bytes in
-            var start = 0
-            while true {
-                let pending = UnsafeRawBufferPointer(rebasing: bytes[start...])
-                switch self.decoder.decodeNext(pending) {
-                case .needMoreBytes:
-                    return start
-                case .badLength(let header):
-                    Reply.encodeError(replyingTo: header, .messageTooLong, into: &self.out)
-                    close = true
-                    return start
-                case .frame(let header):
-                    let length = Int(header.length)
-                    let payload = UnsafeRawBufferPointer(rebasing: pending[FrameHeader.size..<length])
-                    start += length
-                    if !self.greeted && header.opcode != .hello {
-                        Reply.encodeError(replyingTo: header, .protocolError, into: &self.out)
-                        close = true
-                        return start
-                    }
-                    self.greeted = true
-                    self.server.answer(header, payload, into: &self.out)
-                }
-            }
+        let served = incoming.withUnsafeReadableBytes {
+            self.session.answerFrames($0, server: self.server, into: &self.out)
         }
-        incoming.moveReaderIndex(forwardBy: consumed)
+        incoming.moveReaderIndex(forwardBy: served.consumed)
         if incoming.readableBytes > 0 { self.partial = incoming }
         if !self.out.isEmpty {
             context.write(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: self.out)), promise: nil)
             self.out.removeAll(keepingCapacity: true)
         }
-        if close { context.close(promise: nil) }
+        if served.mustClose {
+            // The error reply goes out before the connection ends.
+            context.flush()
+            context.close(promise: nil)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

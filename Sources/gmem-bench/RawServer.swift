@@ -22,6 +22,11 @@ final class RawServer: @unchecked Sendable {
         /// SwiftNIO event loops (one per core) with a single handler: a diagnostic, the floor of any NIO server.
         case nio
 
+        /// The mode of the two exclusive flags that choose one (the command lines validate that).
+        init(epoll: Bool, nio: Bool) {
+            self = epoll ? .epoll : nio ? .nio : .threads
+        }
+
         /// How reports name the baseline.
         var label: String { self == .threads ? "raw" : "raw-\(self.rawValue)" }
         var summary: String {
@@ -156,12 +161,11 @@ final class RawServer: @unchecked Sendable {
         let capacity = FrameHeader.size + self.maxPayload + (64 << 10)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
         defer { buffer.deallocate() }
-        var decoder = FrameDecoder(maxPayload: self.maxPayload)
+        var session = RawSession(maxPayload: self.maxPayload)
         var out: [UInt8] = []
         out.reserveCapacity(capacity)
         var start = 0
         var end = 0
-        var greeted = false
         do {
             while true {
                 if end == capacity {
@@ -176,27 +180,15 @@ final class RawServer: @unchecked Sendable {
                 )
                 if count == 0 { return }
                 end += count
-                frames: while true {
-                    let pending = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
-                    switch decoder.decodeNext(pending) {
-                    case .needMoreBytes:
-                        break frames
-                    case .badLength(let header):
-                        Reply.encodeError(replyingTo: header, .messageTooLong, into: &out)
-                        try UnixSocket.writeAll(fd, out)
-                        return
-                    case .frame(let header):
-                        let length = Int(header.length)
-                        let payload = UnsafeRawBufferPointer(rebasing: pending[FrameHeader.size..<length])
-                        start += length
-                        if !greeted && header.opcode != .hello {
-                            Reply.encodeError(replyingTo: header, .protocolError, into: &out)
-                            try UnixSocket.writeAll(fd, out)
-                            return
-                        }
-                        greeted = true
-                        self.answer(header, payload, into: &out)
-                    }
+                let served = session.answerFrames(
+                    UnsafeRawBufferPointer(rebasing: buffer[start..<end]),
+                    server: self,
+                    into: &out
+                )
+                start += served.consumed
+                if served.mustClose {
+                    try UnixSocket.writeAll(fd, out)
+                    return
                 }
                 if start == end {
                     start = 0
@@ -250,6 +242,46 @@ final class RawServer: @unchecked Sendable {
     }
 }
 
+/// One connection's framing in every raw mode: frames are answered in order, and the first must be HELLO.
+struct RawSession {
+    private var decoder: FrameDecoder
+    private var greeted = false
+
+    init(maxPayload: Int) {
+        self.decoder = FrameDecoder(maxPayload: maxPayload)
+    }
+
+    /// Answers every complete frame at the front of `bytes` into `out`. `consumed` bytes were used; with
+    /// `mustClose`, `out` ends with the error that ends the connection.
+    mutating func answerFrames(
+        _ bytes: UnsafeRawBufferPointer,
+        server: RawServer,
+        into out: inout [UInt8]
+    ) -> (consumed: Int, mustClose: Bool) {
+        var start = 0
+        while true {
+            let pending = UnsafeRawBufferPointer(rebasing: bytes[start...])
+            switch self.decoder.decodeNext(pending) {
+            case .needMoreBytes:
+                return (start, false)
+            case .badLength(let header):
+                Reply.encodeError(replyingTo: header, .messageTooLong, into: &out)
+                return (start, true)
+            case .frame(let header):
+                let length = Int(header.length)
+                let payload = UnsafeRawBufferPointer(rebasing: pending[FrameHeader.size..<length])
+                start += length
+                if !self.greeted && header.opcode != .hello {
+                    Reply.encodeError(replyingTo: header, .protocolError, into: &out)
+                    return (start, true)
+                }
+                self.greeted = true
+                server.answer(header, payload, into: &out)
+            }
+        }
+    }
+}
+
 /// `gmem-bench raw-server`: the baseline server, in the foreground.
 struct RawServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -281,7 +313,7 @@ struct RawServerCommand: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        let mode: RawServer.Mode = self.epoll ? .epoll : self.nio ? .nio : .threads
+        let mode = RawServer.Mode(epoll: self.epoll, nio: self.nio)
         let server = try RawServer(
             socketPath: self.socket,
             size: Int(self.size.bytes),

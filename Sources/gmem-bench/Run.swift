@@ -103,7 +103,7 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    private var rawMode: RawServer.Mode { self.rawEpoll ? .epoll : self.rawNio ? .nio : .threads }
+    private var rawMode: RawServer.Mode { RawServer.Mode(epoll: self.rawEpoll, nio: self.rawNio) }
 
     func run() throws {
         warnIfDebug(allow: self.allowDebug)

@@ -322,11 +322,11 @@ int main(int argc, char **argv)
     int maps_ok = maps_self == 1 && vm.maps_device == device_may_map && vm.maps_clock == 0;
     printf("mpvmm: the clock page's references in gmemd while the guest ran: %d (one GPC per vCPU: at least %d expected)\n",
            vm.clock_page_refs, vcpus);
-    int refs_ok = vm.clock_page_refs >= vcpus;
+    int refs_ok = vm.clock_page_refs >= vcpus; /* at least: an update in flight may hold one more for a moment */
     if (vm.device_restarts && vm.gpcs_after_kill != (uint64_t)vcpus) {
         fprintf(stderr, "%s: FAIL: the dead device's GPCs outlived it\n", program);
         refs_ok = 0;
-    } /* an update in flight may hold one more for a moment */
+    }
     for (int i = 0; bench && i < vcpus; i++)
         print_bench(&cpus[i], config, transport);
     int disk_ok = bench || hostile || check_disk(disk, vcpus);
