@@ -86,18 +86,20 @@ fi
 # The checks after the run report every failure rather than stop at the first.
 set +e
 ctl() { "$gmemctl" --socket "$dir/gmemd.sock" "$@"; }
-stat() { ctl stats | awk -v name="$1" '$1 == name { print $2 }'; }
+# A counter of the STATS reply in file $1.
+counter() { awk -v name="$2" '$1 == name { print $2 }' "$1"; }
 fail() { echo "mpvmm: FAIL: $*" >&2; status=1; }
 # gmemd retires a closed connection (its GPCs, its rings) asynchronously: give it up to 5 s.
 for _ in $(seq 100); do
-    [ "$(stat gpc_active)" = 0 ] && [ "$(stat connections)" = 1 ] && break
+    ctl stats >"$dir/stats" 2>/dev/null && [ "$(counter "$dir/stats" gpc_active)" = 0 ] &&
+        [ "$(counter "$dir/stats" connections)" = 1 ] && break
     sleep 0.05
 done
 echo "==> gmemd after the run"
 ctl stats >"$dir/stats" || fail "gmemctl stats failed"
 grep -E "^(protect_calls|gpc_activations|gpc_active|gpc_invalidations|connections|rings_active) " "$dir/stats" |
     sed 's/^/    /'
-active=$(stat gpc_active) invalidations=$(stat gpc_invalidations)
+active=$(counter "$dir/stats" gpc_active) invalidations=$(counter "$dir/stats" gpc_invalidations)
 [ "${active:-x}" = 0 ] || fail "GPCs are still active (${active:-unknown}) after every client left"
 hostile=0
 case " ${args[*]-} " in *" --hostile "*) hostile=1 ;; esac
